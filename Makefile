@@ -1,0 +1,57 @@
+# Two entry points for a fresh Debian/Ubuntu machine: `make lab` and `make test` (see README).
+SHELL := /bin/bash
+INVENTORY ?= inventories/lab
+VENV := .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := podman runc debootstrap golang-github-containernetworking-plugin-dnsname python3-venv
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: deps venv lab lab-up lab-down test lint unit molecule clean
+
+deps: .cache/apt.stamp
+.cache/apt.stamp:
+	@mkdir -p .cache
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	@touch $@
+
+# The lab is rootful podman: everything that talks to its containers runs as root.
+AS_ROOT := $(SUDO) env PATH="$(PATH)" CONTAINERS_CONF="$(CONTAINERS_CONF)" ANSIBLE_CONFIG="$(ANSIBLE_CONFIG)"
+
+# The main job on the built-in lab: create the nodes, deploy, verify from the live system.
+lab: lab-up
+	$(AS_ROOT) ansible-playbook site.yml -i $(INVENTORY)
+	$(AS_ROOT) ansible-playbook playbooks/verify.yml -i $(INVENTORY)
+
+lab-up: venv
+	$(AS_ROOT) python3 lab/podlab.py up -i $(INVENTORY)
+
+lab-down: venv
+	$(AS_ROOT) python3 lab/podlab.py down -i $(INVENTORY)
+
+test: lint unit molecule
+
+lint: venv
+	ruff check plugins tests lab benchmarks
+	ruff format --check plugins tests lab benchmarks
+	ansible-lint --profile production
+
+unit: venv
+	python3 -m pytest tests/unit
+
+molecule: venv
+	$(AS_ROOT) molecule test --all
+
+clean: lab-down
+	rm -rf $(VENV) .cache

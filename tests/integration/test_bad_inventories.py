@@ -1,0 +1,40 @@
+"""Broken inventories are rejected by site.yml before any host is contacted or changed.
+
+Each inventory's first line says which message it must produce (`# expect: ...`). The hosts are
+podman containers that do not exist: had any task reached a host, the run would fail with a
+connection error instead of the planner's message.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CASES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bad_inventories")
+CASES = sorted(f[:-4] for f in os.listdir(CASES_DIR) if f.endswith(".yml"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_inventory_is_rejected_before_any_change(case, tmp_path):
+    source = os.path.join(CASES_DIR, f"{case}.yml")
+    with open(source) as handle:
+        expected = handle.readline().removeprefix("# expect:").strip()
+    inventory = tmp_path / "hosts.yml"
+    shutil.copy(source, inventory)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    result = subprocess.run(
+        ["ansible-playbook", os.path.join(ROOT, "site.yml"), "-i", str(inventory)],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "TASK [ikemesh.mesh.plan : Validate the inventory and compute the mesh plan]" in output
+    failed_task = output.rsplit("TASK [", 1)[1].split("]", 1)[0]
+    assert failed_task == "ikemesh.mesh.plan : Validate the inventory and compute the mesh plan", output
+    assert expected in output, output
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)", output, re.M)
+    assert recap and all(changed == "0" and unreachable == "0" for _h, changed, unreachable in recap), recap
+    assert not (tmp_path / "ikemesh_allocations.json").exists()
