@@ -54,7 +54,9 @@ def load_inventory(path):
         sys.exit(f"podlab: inventory {path} has no hosts in group ikemesh_nodes")
     lab_names = {hostvars.get(n, {}).get("lab_name") for n in nodes}
     if len(lab_names) != 1 or None in lab_names:
-        sys.exit(f"podlab: every node of {path} needs the same lab_name (found {sorted(map(str, lab_names))})")
+        sys.exit(
+            f"podlab: every node of {path} needs the same lab_name (found {sorted(map(str, lab_names))})"
+        )
     lab = lab_names.pop()
     networks = hostvars[nodes[0]].get("lab_networks") or []
     return lab, networks, {n: hostvars.get(n, {}) for n in nodes}
@@ -87,16 +89,42 @@ def up(inventory):
     have_networks = existing("network", lab)
     for net in networks:
         if net["name"] not in have_networks:
-            run("podman", "network", "create", "--internal", "--label", f"{LABEL}={lab}",
-                "--subnet", net["subnet"], net["name"])
+            run(
+                "podman",
+                "network",
+                "create",
+                "--internal",
+                "--label",
+                f"{LABEL}={lab}",
+                "--subnet",
+                net["subnet"],
+                net["name"],
+            )
     have = existing("container", lab)
     for name, hostvars in nodes.items():
         if name in have:
             run("podman", "start", name)
             continue
-        args = ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", f"{LABEL}={lab}",
-                "--systemd=always", "--cap-add", "NET_ADMIN", "--cap-add", "NET_RAW",
-                "--device", "/dev/net/tun", "--network", "podman"]
+        args = [
+            "podman",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--hostname",
+            name,
+            "--label",
+            f"{LABEL}={lab}",
+            "--systemd=always",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-add",
+            "NET_RAW",
+            "--device",
+            "/dev/net/tun",
+            "--network",
+            "podman",
+        ]
         for network, address in node_attachments(name, hostvars, networks):
             args += ["--network", f"{network}:ip={address}"]
         run(*args, image, "/lib/systemd/systemd")
@@ -124,7 +152,9 @@ def down(inventory):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("-i", "--inventory", default="inventories/lab")
     args = parser.parse_args()

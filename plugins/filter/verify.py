@@ -1,7 +1,6 @@
 """Filters that judge live state against the plan: node_report and summary_table."""
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.ikemesh.mesh.plugins.module_utils.verify import node_report, summary_table
 
 

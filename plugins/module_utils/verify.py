@@ -9,7 +9,9 @@ INSTALLED = "INSTALLED"
 
 
 def _up_children(ike_sa, child_name):
-    return [c for c in ike_sa.get("child_sas", []) if c.get("name") == child_name and c.get("state") == INSTALLED]
+    return [
+        c for c in ike_sa.get("child_sas", []) if c.get("name") == child_name and c.get("state") == INSTALLED
+    ]
 
 
 def node_report(node_plan, connections, pings):
@@ -63,14 +65,16 @@ def summary_table(reports):
     rows = [header]
     for node in sorted(reports):
         r = reports[node]
-        rows.append((
-            node,
-            str(r["peers_expected"]),
-            f"{r['ike_established']}/{r['peers_expected']}",
-            f"{r['child_installed']}/{r['peers_expected']}",
-            f"{r['pings_ok']}/{r['peers_expected']}",
-            "OK" if r["ok"] else "FAIL",
-        ))
+        rows.append(
+            (
+                node,
+                str(r["peers_expected"]),
+                f"{r['ike_established']}/{r['peers_expected']}",
+                f"{r['child_installed']}/{r['peers_expected']}",
+                f"{r['pings_ok']}/{r['peers_expected']}",
+                "OK" if r["ok"] else "FAIL",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

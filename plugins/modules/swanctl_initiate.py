@@ -240,10 +240,14 @@ def normalize_children(items):
     for item in items:
         if isinstance(item, str):
             children.append({"ike": item, "child": item})
-        elif isinstance(item, dict) and isinstance(item.get("ike"), str) and isinstance(item.get("child"), str):
+        elif (
+            isinstance(item, dict) and isinstance(item.get("ike"), str) and isinstance(item.get("child"), str)
+        ):
             children.append({"ike": item["ike"], "child": item["child"]})
         else:
-            raise ValueError(f"children: expected a connection name or a dict with ike and child, got {item!r}")
+            raise ValueError(
+                f"children: expected a connection name or a dict with ike and child, got {item!r}"
+            )
     return children
 
 

@@ -27,7 +27,11 @@ def test_bad_inventory_is_rejected_before_any_change(case, tmp_path):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
         ["ansible-playbook", os.path.join(ROOT, "site.yml"), "-i", str(inventory)],
-        capture_output=True, text=True, cwd=ROOT, env=env, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output

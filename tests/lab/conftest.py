@@ -24,7 +24,9 @@ def pytest_addoption(parser):
 
 
 def _inventory(path):
-    out = subprocess.run(["ansible-inventory", "-i", path, "--list"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["ansible-inventory", "-i", path, "--list"], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)
 
 

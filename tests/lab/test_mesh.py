@@ -53,5 +53,7 @@ def test_overlay_ping_to_every_peer(lab_plan):
         node = lab_plan["nodes"][name]
         host = _host(name)
         for peer in node["peers"]:
-            result = host.run("ping -n -q -c 2 -W 2 -I %s %s", node["overlay_address"], peer["overlay_address"])
+            result = host.run(
+                "ping -n -q -c 2 -W 2 -I %s %s", node["overlay_address"], peer["overlay_address"]
+            )
             assert result.rc == 0, f"{name} -> {peer['name']} ({peer['overlay_address']}): {result.stdout}"

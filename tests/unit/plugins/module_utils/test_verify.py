@@ -1,12 +1,16 @@
 from ansible_collections.ikemesh.mesh.plugins.module_utils.verify import node_report, summary_table
 
-PLAN = {"peers": [{"name": "b", "overlay_address": "10.99.1.1"}, {"name": "c", "overlay_address": "10.99.2.1"}]}
+PLAN = {
+    "peers": [{"name": "b", "overlay_address": "10.99.1.1"}, {"name": "c", "overlay_address": "10.99.2.1"}]
+}
 
 
 def _conn(*ike_states, child_state="INSTALLED", child_name=None):
     return {
         "loaded": True,
-        "ike_sas": [{"state": s, "child_sas": [{"name": child_name, "state": child_state}]} for s in ike_states],
+        "ike_sas": [
+            {"state": s, "child_sas": [{"name": child_name, "state": child_state}]} for s in ike_states
+        ],
     }
 
 
