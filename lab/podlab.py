@@ -34,8 +34,11 @@ def run(*args, check=True, capture=True):
     return result
 
 
-def load_inventory(path):
-    out = run("ansible-inventory", "-i", path, "--list").stdout
+def load_inventory(sources):
+    args = ["ansible-inventory", "--list"]
+    for source in sources:
+        args += ["-i", source]
+    out = run(*args).stdout
     data = json.loads(out)
     hostvars = data.get("_meta", {}).get("hostvars", {})
 
@@ -51,7 +54,7 @@ def load_inventory(path):
 
     nodes = sorted(set(members("ikemesh_nodes", set())))
     if not nodes:
-        sys.exit(f"podlab: inventory {path} has no hosts in group ikemesh_nodes")
+        sys.exit(f"podlab: inventory {', '.join(sources)} has no hosts in group ikemesh_nodes")
     lab_names = {hostvars.get(n, {}).get("lab_name") for n in nodes}
     if len(lab_names) != 1 or None in lab_names:
         sys.exit(
@@ -156,9 +159,9 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("-i", "--inventory", default="inventories/lab")
+    parser.add_argument("-i", "--inventory", action="append", help="inventory source (repeatable)")
     args = parser.parse_args()
-    {"up": up, "down": down}[args.action](args.inventory)
+    {"up": up, "down": down}[args.action](args.inventory or ["inventories/lab"])
 
 
 if __name__ == "__main__":
