@@ -58,7 +58,8 @@ def load_inventory(sources):
     lab_names = {hostvars.get(n, {}).get("lab_name") for n in nodes}
     if len(lab_names) != 1 or None in lab_names:
         sys.exit(
-            f"podlab: every node of {path} needs the same lab_name (found {sorted(map(str, lab_names))})"
+            f"podlab: every node of {' '.join(sources)} needs the same lab_name"
+            f" (found {sorted(map(str, lab_names))})"
         )
     lab = lab_names.pop()
     networks = hostvars[nodes[0]].get("lab_networks") or []

@@ -4,14 +4,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ikemesh.mesh.plugins.module_utils.verify import node_report, summary_table
 
 
-def _node_report(connections, node_plan, ping_lines):
-    """Adapter: ping_lines are "<address> ok|fail" lines from the verify playbook's ping probe."""
+def _node_report(connections, node_plan, destinations, probe_lines):
     try:
-        pings = {}
-        for line in ping_lines:
-            address, _sep, verdict = str(line).partition(" ")
-            pings[address] = verdict.strip() == "ok"
-        return node_report(node_plan, connections, pings)
+        return node_report(node_plan, dict(connections), list(destinations), list(probe_lines))
     except (KeyError, TypeError, AttributeError) as exc:
         raise AnsibleFilterError(f"ikemesh.mesh.node_report: malformed input: {exc}") from exc
 

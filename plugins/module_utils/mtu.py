@@ -127,7 +127,7 @@ def tunnel_mtu(
 
     This is the largest x with esp_wire_size(x, ...) <= underlay_mtu, minus nothing else: extra_encap is
     already accounted for, so the result is the MTU of the inner interface (e.g. the VXLAN device).
-    Capped at max_mtu when given.  Raises ValueError for bad arguments or when the result would be below
+    The ESP payload (inner packet plus extra_encap) is capped at max_mtu when given.  Raises ValueError for bad arguments or when the result would be below
     the minimum MTU of the overlay IP version (68 for IPv4, 1280 for IPv6).
     """
     _check_int("underlay_mtu", underlay_mtu, 1)
@@ -135,10 +135,13 @@ def tunnel_mtu(
         underlay_ip_version, overlay_ip_version, cipher, mode, udp_encap, extra_encap
     )
     room = (underlay_mtu - fixed) // align * align
-    mtu = room - _ESP_TRAILER + reused - extra_encap
+    payload = room - _ESP_TRAILER + reused
     if max_mtu is not None:
+        # the cap is the MTU of the device ESP reads from (libipsec's ipsec0), which carries the
+        # extra encapsulation too, so it applies before that is subtracted
         _check_int("max_mtu", max_mtu, 1)
-        mtu = min(mtu, max_mtu)
+        payload = min(payload, max_mtu)
+    mtu = payload - extra_encap
     minimum = _MIN_MTU[overlay_ip_version]
     if mtu < minimum:
         raise ValueError(

@@ -294,6 +294,21 @@ def _build_plan(nodes, hubs, ledger):
     tunnel_mode = _choice(settings, origin, "ikemesh_tunnel_mode")
     backend = _choice(settings, origin, "ikemesh_ipsec_backend")
     route_based = tunnel_mode != "policy"
+    if tunnel_mode == "policy" and backend == "libipsec" and topology != "full_mesh":
+        # libipsec installs a route per outbound policy and needs a local address inside each local
+        # selector; a hub has none in the spoke subnets it relays, so it rejects those CHILD SAs.
+        raise PlanError(
+            origin.get("ikemesh_tunnel_mode"),
+            "ikemesh_tunnel_mode",
+            f"policy mode cannot relay through hubs with the libipsec backend ({topology}); "
+            "use ikemesh_tunnel_mode: vxlan (route-based, BGP) or the kernel backend",
+        )
+    if tunnel_mode == "vxlan" and backend != "libipsec":
+        raise PlanError(
+            origin.get("ikemesh_tunnel_mode"),
+            "ikemesh_tunnel_mode",
+            "vxlan mode is for the libipsec backend; with the kernel backend use xfrm (or vti)",
+        )
 
     # ---- overlay pool / prefix
     pool = settings["ikemesh_overlay_pool"]
@@ -635,8 +650,10 @@ def _build_plan(nodes, hubs, ledger):
         )
     any_ts = ["0.0.0.0/0" if version == 4 else "::/0"]
     if tunnel_mode == "vxlan":
-        host_len = 32 if uversion == 4 else 128
-        own_ts = [[f"{underlay[a]}/{host_len}"] for a in range(n)]
+        # VXLAN runs between the nodes' overlay addresses: each has a local address on its node, so
+        # libipsec can route it, and it never collides with the IKE peer (underlay) address.
+        host_len = 32 if version == 4 else 128
+        own_ts = [[f"{fmt(sub_start[a] + 1)}/{host_len}"] for a in range(n)]
 
     # ---- MTU
     mtu_cache = {}
@@ -652,7 +669,7 @@ def _build_plan(nodes, hubs, ledger):
                     cipher="aes-gcm",
                     mode="tunnel",
                     udp_encap=backend == "libipsec",
-                    extra_encap=_VXLAN_OVERHEAD[uversion] if tunnel_mode == "vxlan" else 0,
+                    extra_encap=_VXLAN_OVERHEAD[version] if tunnel_mode == "vxlan" else 0,
                     max_mtu=_LIBIPSEC_MTU if backend == "libipsec" else None,
                 )
             except ValueError as exc:
@@ -719,16 +736,16 @@ def _build_plan(nodes, hubs, ledger):
                         link_address, link_peer = even, odd
                     else:
                         link_address, link_peer = odd, even
-                    pending[b].append((link_peer, link_address))
+                    pending[b].append((link_peer, link_address, k))
                 else:  # computed when the lower position was planned, in this very order
-                    link_address, link_peer = mine[taken]
+                    link_address, link_peer, k = mine[taken]
                     taken += 1
                 if tunnel_mode == "vxlan":
                     local, remote = own, own_ts[b]
                 else:
                     local = remote = any_ts
             else:
-                link_address = link_peer = None
+                link_address = link_peer = k = None
                 if adj is None or hub_a == is_hub[b] and not hub_a:
                     local, remote = own, own_ts[b]
                 elif hub_a and is_hub[b]:
@@ -741,6 +758,8 @@ def _build_plan(nodes, hubs, ledger):
             entry["initiator"] = initiator
             entry["link_address"] = link_address
             entry["link_peer_address"] = link_peer
+            # VXLAN network identifier of the pair's link (the link number + 1; 0 is not a VNI)
+            entry["vni"] = k + 1 if tunnel_mode == "vxlan" else None
             entry["local_ts"] = local
             entry["remote_ts"] = remote
             peers.append(entry)

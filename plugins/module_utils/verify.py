@@ -1,77 +1,112 @@
 """Judge a node's live IPsec state against its plan (pure Python, no Ansible, no I/O).
 
 Inputs are the node's slice of the mesh plan, the ``connections`` returned by the
-``ikemesh.mesh.mesh_status`` module (VICI), and the outcome of overlay pings.
+``ikemesh.mesh.mesh_status`` module (VICI), and the probes run on the node by verify.yml:
+  reach <address> ok|fail          a ping from this node's overlay address to another node's
+  mtu <address> ok|fail passed|blocked
+                                   a don't-fragment ping of exactly the planned tunnel MTU to a
+                                   peer (must pass) and one of MTU + 1 bytes (must be blocked)
 """
 
 ESTABLISHED = "ESTABLISHED"
 INSTALLED = "INSTALLED"
 
 
-def _up_children(ike_sa, child_name):
-    return [
-        c for c in ike_sa.get("child_sas", []) if c.get("name") == child_name and c.get("state") == INSTALLED
+def parse_probes(lines):
+    """Return ({address: reached}, {address: (fits, oversize_passed)}) from the probe lines."""
+    reach, mtu = {}, {}
+    for line in lines:
+        fields = str(line).split()
+        if len(fields) == 3 and fields[0] == "reach":
+            reach[fields[1]] = fields[2] == "ok"
+        elif len(fields) == 4 and fields[0] == "mtu":
+            mtu[fields[1]] = (fields[2] == "ok", fields[3] == "passed")
+    return reach, mtu
+
+
+def _peer_sa_problems(name, ike_sas):
+    """Return (ike_ok, child_ok, problems) for the SAs of one planned peer."""
+    problems = []
+    established = [sa for sa in ike_sas if sa.get("state") == ESTABLISHED]
+    if not established:
+        states = ", ".join(sorted({sa.get("state", "?") for sa in ike_sas})) or "none"
+        problems.append(f"{name}: no ESTABLISHED IKE SA (IKE SA states: {states})")
+    elif len(established) > 1:
+        problems.append(f"{name}: {len(established)} ESTABLISHED IKE SAs, expected exactly 1")
+    children = [
+        c
+        for sa in established
+        for c in sa.get("child_sas", [])
+        if c.get("name") == name and c.get("state") == INSTALLED
     ]
+    if not children:
+        problems.append(f"{name}: CHILD SA {name} not INSTALLED")
+    elif len(children) > 1:
+        problems.append(f"{name}: {len(children)} INSTALLED CHILD SAs {name}, expected exactly 1")
+    return len(established) == 1, len(children) == 1, problems
 
 
-def node_report(node_plan, connections, pings):
+def node_report(node_plan, connections, destinations, probe_lines):
     """Return the verdict for one node.
 
-    node_plan: {"peers": [{"name": ..., "overlay_address": ...}, ...], ...}
-    connections: mesh_status's ``connections`` (name -> {"loaded", "ike_sas": [...]})
-    pings: peer overlay address -> bool (a ping from this node's overlay address got an answer)
+    node_plan: the node's plan slice ({"peers": [...], "mtu": ...}).
+    connections: mesh_status's ``connections`` (name -> {"loaded", "ike_sas": [...]}).
+    destinations: overlay addresses of every other node (all must answer, through a hub if need be).
+    probe_lines: output of the probes (see the module docstring).
     """
-    expected = [p["name"] for p in node_plan.get("peers", [])]
+    reach, mtu = parse_probes(probe_lines)
+    peers = node_plan.get("peers", [])
+    expected = {p["name"] for p in peers}
     problems = []
-    ike_up = child_up = pings_ok = 0
-    for peer in node_plan.get("peers", []):
-        name = peer["name"]
-        ike_sas = connections.get(name, {}).get("ike_sas", [])
-        established = [sa for sa in ike_sas if sa.get("state") == ESTABLISHED]
-        if len(established) == 1:
-            ike_up += 1
-        elif not established:
-            states = ", ".join(sorted({sa.get("state", "?") for sa in ike_sas})) or "none"
-            problems.append(f"{name}: no ESTABLISHED IKE SA (IKE SA states: {states})")
+    ike_up = child_up = mtu_ok = 0
+    for peer in peers:
+        ike_ok, child_ok, peer_problems = _peer_sa_problems(
+            peer["name"], connections.get(peer["name"], {}).get("ike_sas", [])
+        )
+        ike_up += ike_ok
+        child_up += child_ok
+        problems += peer_problems
+        fits, oversize_passed = mtu.get(peer["overlay_address"], (False, True))
+        if fits and not oversize_passed:
+            mtu_ok += 1
         else:
-            problems.append(f"{name}: {len(established)} ESTABLISHED IKE SAs, expected exactly 1")
-        children = [c for sa in established for c in _up_children(sa, name)]
-        if len(children) == 1:
-            child_up += 1
-        elif not children:
-            problems.append(f"{name}: CHILD SA {name} not INSTALLED")
-        else:
-            problems.append(f"{name}: {len(children)} INSTALLED CHILD SAs {name}, expected exactly 1")
-        if pings.get(peer["overlay_address"]):
-            pings_ok += 1
-        else:
-            problems.append(f"{name}: no answer to ping {peer['overlay_address']} from the overlay")
+            problems.append(
+                f"{peer['name']}: tunnel MTU {node_plan.get('mtu')} not confirmed "
+                f"({'fits' if fits else 'a DF packet of that size is lost'}; "
+                f"{'one byte more passes' if oversize_passed else 'one byte more is blocked'})"
+            )
+    reached = sum(1 for address in destinations if reach.get(address))
+    problems += [f"no answer from {a} over the overlay" for a in destinations if not reach.get(a)]
     for name, conn in sorted(connections.items()):
         if name not in expected and conn.get("ike_sas"):
             problems.append(f"{name}: unexpected SA with a peer that is not in the plan")
     return {
-        "peers_expected": len(expected),
+        "peers_expected": len(peers),
         "ike_established": ike_up,
         "child_installed": child_up,
-        "pings_ok": pings_ok,
+        "mtu_confirmed": mtu_ok,
+        "destinations": len(destinations),
+        "reached": reached,
         "problems": problems,
         "ok": not problems,
     }
 
 
 def summary_table(reports):
-    """Render {node: report} as a fixed-width text table, one line per node, problems below it."""
-    header = ("node", "peers", "IKE up", "CHILD up", "pings OK", "status")
+    """Render {node: report} as fixed-width text lines, one per node, problems below."""
+    header = ("node", "peers", "IKE up", "CHILD up", "MTU ok", "overlay reach", "status")
     rows = [header]
     for node in sorted(reports):
         r = reports[node]
+        peers = r["peers_expected"]
         rows.append(
             (
                 node,
-                str(r["peers_expected"]),
-                f"{r['ike_established']}/{r['peers_expected']}",
-                f"{r['child_installed']}/{r['peers_expected']}",
-                f"{r['pings_ok']}/{r['peers_expected']}",
+                str(peers),
+                f"{r['ike_established']}/{peers}",
+                f"{r['child_installed']}/{peers}",
+                f"{r['mtu_confirmed']}/{peers}",
+                f"{r['reached']}/{r['destinations']}",
                 "OK" if r["ok"] else "FAIL",
             )
         )

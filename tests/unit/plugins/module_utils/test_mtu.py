@@ -34,7 +34,7 @@ def test_docstring_example():
         ({"cipher": "aes-cbc-sha512"}, 1422),  # 1500-20-8-16-32 = 1424 -> 1424 - 2
         ({"mode": "transport"}, 1466),  # 1500-20-8-8-16 = 1448 payload room; + reused 20 header - 2
         ({"extra_encap": 50}, 1396),
-        ({"udp_encap": True, "extra_encap": 50, "max_mtu": 1400}, 1388),
+        ({"udp_encap": True, "extra_encap": 50, "max_mtu": 1400}, 1350),
     ],
 )
 def test_tunnel_mtu_values(kwargs, expected):

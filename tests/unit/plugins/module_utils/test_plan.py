@@ -160,6 +160,7 @@ def test_peer_entry_keys():
         "if_id",
         "link_address",
         "link_peer_address",
+        "vni",
         "local_ts",
         "remote_ts",
     }
@@ -243,13 +244,34 @@ def test_route_based_modes(mode):
     check_structure(plan)
 
 
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"ikemesh_topology": "hub_spoke", "ikemesh_ipsec_backend": "libipsec"},
+            "policy mode cannot relay through hubs with the libipsec backend",
+        ),
+        ({"ikemesh_tunnel_mode": "vxlan"}, "vxlan mode is for the libipsec backend"),
+    ],
+)
+def test_mode_backend_combinations_that_cannot_work(settings, message):
+    names = ["a", "b", "c"]
+    nodes = inventory(names, **settings)
+    with pytest.raises(PlanError, match=message) as err:
+        build_plan(nodes, hubs=["a"])
+    assert err.value.field == "ikemesh_tunnel_mode"
+    assert ": ikemesh_tunnel_mode: " in str(err.value)
+
+
 def test_vxlan_mode_and_libipsec_mtu():
     plan = build_plan(inventory(["a", "b"], ikemesh_tunnel_mode="vxlan", ikemesh_ipsec_backend="libipsec"))
     ab = peer(plan, "a", "b")
-    assert ab["local_ts"] == [plan["nodes"]["a"]["underlay_address"] + "/32"]
-    assert ab["remote_ts"] == [plan["nodes"]["b"]["underlay_address"] + "/32"]
-    # 1500 - 20 - 8 - 8 - 8 - 16 = 1440 -> 1438 payload - 50 VXLAN = 1388 (below the 1400 cap)
-    assert plan["nodes"]["a"]["mtu"] == 1388
+    # VXLAN between the overlay addresses, each a local address libipsec can route from
+    assert ab["local_ts"] == [plan["nodes"]["a"]["overlay_address"] + "/32"]
+    assert ab["remote_ts"] == [plan["nodes"]["b"]["overlay_address"] + "/32"]
+    assert ab["vni"] == 1 and peer(plan, "b", "a")["vni"] == 1
+    # 1438-byte ESP payload capped at ipsec0's 1400, minus 50 bytes of VXLAN
+    assert plan["nodes"]["a"]["mtu"] == 1350
     plan = build_plan(inventory(["a", "b"], ikemesh_ipsec_backend="libipsec", ikemesh_underlay_mtu=9000))
     assert plan["nodes"]["a"]["mtu"] == 1400 and plan["nodes"]["a"]["mss"] == 1360
 

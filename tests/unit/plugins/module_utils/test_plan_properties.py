@@ -39,6 +39,7 @@ def _inventory(topology, mode, hubs, present, region, spoke_hubs, links, address
             "ikemesh_underlay_address": address[name],
             "ikemesh_topology": topology,
             "ikemesh_tunnel_mode": mode,
+            "ikemesh_ipsec_backend": "libipsec" if mode == "vxlan" else "kernel",
             "ikemesh_link_pool": "169.254.0.0/20",
         }
         if topology == "partial_mesh":

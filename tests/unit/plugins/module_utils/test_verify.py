@@ -1,31 +1,47 @@
-from ansible_collections.ikemesh.mesh.plugins.module_utils.verify import node_report, summary_table
+from ansible_collections.ikemesh.mesh.plugins.module_utils.verify import (
+    node_report,
+    parse_probes,
+    summary_table,
+)
 
 PLAN = {
-    "peers": [{"name": "b", "overlay_address": "10.99.1.1"}, {"name": "c", "overlay_address": "10.99.2.1"}]
+    "mtu": 1400,
+    "peers": [{"name": "b", "overlay_address": "10.99.1.1"}, {"name": "c", "overlay_address": "10.99.2.1"}],
 }
+DESTS = ["10.99.1.1", "10.99.2.1", "10.99.3.1"]
+GOOD_PROBES = [
+    "reach 10.99.1.1 ok",
+    "reach 10.99.2.1 ok",
+    "reach 10.99.3.1 ok",
+    "mtu 10.99.1.1 ok blocked",
+    "mtu 10.99.2.1 ok blocked",
+]
 
 
-def _conn(*ike_states, child_state="INSTALLED", child_name=None):
-    return {
-        "loaded": True,
-        "ike_sas": [
-            {"state": s, "child_sas": [{"name": child_name, "state": child_state}]} for s in ike_states
-        ],
-    }
+def _conn(name, *ike_states, child_state="INSTALLED"):
+    sas = [{"state": s, "child_sas": [{"name": name, "state": child_state}]} for s in ike_states]
+    return {"loaded": True, "ike_sas": sas}
 
 
 def _healthy():
-    b, c = _conn("ESTABLISHED", child_name="b"), _conn("ESTABLISHED", child_name="c")
-    return {"b": b, "c": c}
+    return {"b": _conn("b", "ESTABLISHED"), "c": _conn("c", "ESTABLISHED")}
+
+
+def test_parse_probes():
+    reach, mtu = parse_probes(["reach 10.0.0.1 ok", "reach 10.0.0.2 fail", "mtu 10.0.0.1 ok passed", "junk"])
+    assert reach == {"10.0.0.1": True, "10.0.0.2": False}
+    assert mtu == {"10.0.0.1": (True, True)}
 
 
 def test_healthy_node_is_ok():
-    report = node_report(PLAN, _healthy(), {"10.99.1.1": True, "10.99.2.1": True})
+    report = node_report(PLAN, _healthy(), DESTS, GOOD_PROBES)
     assert report == {
         "peers_expected": 2,
         "ike_established": 2,
         "child_installed": 2,
-        "pings_ok": 2,
+        "mtu_confirmed": 2,
+        "destinations": 3,
+        "reached": 3,
         "problems": [],
         "ok": True,
     }
@@ -33,31 +49,56 @@ def test_healthy_node_is_ok():
 
 def test_missing_duplicate_and_unexpected_sas_are_problems():
     conns = _healthy()
-    conns["b"] = _conn("ESTABLISHED", "ESTABLISHED", child_name="b")
-    conns["c"] = _conn("CONNECTING", child_name="c", child_state="CREATED")
-    conns["stranger"] = _conn("ESTABLISHED", child_name="stranger")
-    report = node_report(PLAN, conns, {"10.99.1.1": True, "10.99.2.1": False})
+    conns["b"] = _conn("b", "ESTABLISHED", "ESTABLISHED")
+    conns["c"] = _conn("c", "CONNECTING", child_state="CREATED")
+    conns["stranger"] = _conn("stranger", "ESTABLISHED")
+    report = node_report(PLAN, conns, DESTS, GOOD_PROBES)
     assert not report["ok"]
     assert report["ike_established"] == 0
     assert "b: 2 ESTABLISHED IKE SAs, expected exactly 1" in report["problems"]
     assert "c: no ESTABLISHED IKE SA (IKE SA states: CONNECTING)" in report["problems"]
-    assert "c: no answer to ping 10.99.2.1 from the overlay" in report["problems"]
     assert "stranger: unexpected SA with a peer that is not in the plan" in report["problems"]
 
 
 def test_child_not_installed_is_a_problem():
     conns = _healthy()
-    conns["c"] = _conn("ESTABLISHED", child_name="c", child_state="REKEYING")
-    report = node_report(PLAN, conns, {"10.99.1.1": True, "10.99.2.1": True})
+    conns["c"] = _conn("c", "ESTABLISHED", child_state="REKEYING")
+    report = node_report(PLAN, conns, DESTS, GOOD_PROBES)
     assert report["child_installed"] == 1
     assert report["problems"] == ["c: CHILD SA c not INSTALLED"]
 
 
+def test_unreached_destination_and_unconfirmed_mtu_are_problems():
+    probes = [p for p in GOOD_PROBES if "10.99.3.1" not in p and not p.startswith("mtu")]
+    probes += ["mtu 10.99.1.1 fail blocked", "mtu 10.99.2.1 ok passed"]
+    report = node_report(PLAN, _healthy(), DESTS, probes)
+    assert report["reached"] == 2
+    assert report["mtu_confirmed"] == 0
+    assert "no answer from 10.99.3.1 over the overlay" in report["problems"]
+    assert (
+        "b: tunnel MTU 1400 not confirmed (a DF packet of that size is lost; one byte more is blocked)"
+        in report["problems"]
+    )
+    assert "c: tunnel MTU 1400 not confirmed (fits; one byte more passes)" in report["problems"]
+
+
 def test_summary_table_lists_nodes_and_problems():
-    good = node_report(PLAN, _healthy(), {"10.99.1.1": True, "10.99.2.1": True})
-    bad = node_report(PLAN, {}, {})
+    good = node_report(PLAN, _healthy(), DESTS, GOOD_PROBES)
+    bad = node_report(PLAN, {}, DESTS, [])
     lines = summary_table({"n2": bad, "n1": good})
-    assert lines[0].split() == ["node", "peers", "IKE", "up", "CHILD", "up", "pings", "OK", "status"]
-    assert lines[2].split() == ["n1", "2", "2/2", "2/2", "2/2", "OK"]
-    assert lines[3].split() == ["n2", "2", "0/2", "0/2", "0/2", "FAIL"]
+    assert lines[0].split() == [
+        "node",
+        "peers",
+        "IKE",
+        "up",
+        "CHILD",
+        "up",
+        "MTU",
+        "ok",
+        "overlay",
+        "reach",
+        "status",
+    ]
+    assert lines[2].split() == ["n1", "2", "2/2", "2/2", "2/2", "3/3", "OK"]
+    assert lines[3].split() == ["n2", "2", "0/2", "0/2", "0/2", "0/3", "FAIL"]
     assert "n2: b: no ESTABLISHED IKE SA (IKE SA states: none)" in lines

@@ -1,0 +1,658 @@
+# Copyright (c) ikemesh developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin ikemesh.mesh.render_configs: every node's configuration rendered on the controller.
+
+Documentation: plugins/modules/render_configs.py (ansible-doc ikemesh.mesh.render_configs).
+
+The files are rendered in this one controller process with Ansible's own templating, exactly as
+ansible.builtin.template renders them (same Templar, same options, same template variables), but each
+template is compiled once instead of once per file, and no module is run: the files are written
+directly, and only when their bytes or mode differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import stat
+
+from ansible.errors import AnsibleActionFail, AnsibleError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+try:  # the variables ansible.builtin.template adds (ansible_managed, template_path, ...)
+    from ansible._internal._templating._template_vars import (
+        generate_ansible_template_vars as _core_template_vars,
+    )
+except ImportError:  # pragma: no cover - ansible-core < 2.19
+    from ansible.template import generate_ansible_template_vars as _legacy_template_vars
+
+    def _core_template_vars(path, fullpath=None, dest_path=None, include_ansible_managed=True):
+        values = _legacy_template_vars(path, fullpath=fullpath, dest_path=dest_path)
+        if not include_ansible_managed:
+            values.pop("ansible_managed", None)
+        return values
+
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # pragma: no cover - ansible-core < 2.19
+
+    def trust_as_template(value):
+        return value
+
+
+display = Display()
+EACH = ("peer", "node")
+PLACEHOLDERS = ("{node}", "{peer}")
+# Play-level variables of the task's host that every node's variables include (hostvars and the magic
+# variables a template may use); everything else comes from the node's own variables.
+SHARED_VARS = (
+    "hostvars",
+    "omit",
+    "playbook_dir",
+    "ansible_play_hosts",
+    "ansible_play_hosts_all",
+    "ansible_play_batch",
+    "ansible_play_name",
+    "play_hosts",
+    "ansible_check_mode",
+    "ansible_diff_mode",
+    "ansible_run_tags",
+    "ansible_skip_tags",
+    "ansible_version",
+    "ansible_config_file",
+    "ansible_forks",
+)
+# Template variables that differ between renderings anyway (not part of a node's variable signature)
+VOLATILE = frozenset(("template_run_date", "template_destpath"))
+# ansible.builtin.template's defaults (its trim_blocks, lstrip_blocks, newline_sequence)
+TEMPLATE_OVERRIDES = {"trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n"}
+
+
+# --------------------------------------------------------------------------------------------------
+# pure helpers (unit-tested directly)
+
+
+def parse_mode(value):
+    """Octal string ("0640", "640") or int -> int permission bits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value.strip()):
+        mode = int(value.strip(), 8)
+    else:
+        raise ValueError(f"mode must be an octal string like '0640', got {value!r}")
+    if mode > 0o7777:
+        raise ValueError(f"mode {value!r} is out of range")
+    return mode
+
+
+def check_pattern(pattern, each):
+    """Validate a destination pattern (relative to dest, with {node} and, for each=peer, {peer})."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError("dest must be a non-empty relative path pattern")
+    if os.path.isabs(pattern):
+        raise ValueError(f"dest {pattern!r} must be relative to the output directory")
+    parts = pattern.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"dest {pattern!r} must not contain empty, '.' or '..' path components")
+    rest = pattern.replace("{node}", "").replace("{peer}", "")
+    if any(ch in rest for ch in "{}*?["):
+        raise ValueError(f"dest {pattern!r}: only the placeholders {{node}} and {{peer}} are allowed")
+    if "{node}" not in pattern:
+        raise ValueError(f"dest {pattern!r} must contain {{node}}")
+    if each == "peer" and "{peer}" not in pattern:
+        raise ValueError(f"dest {pattern!r} must contain {{peer}} (the template is rendered once per peer)")
+    if each == "node" and "{peer}" in pattern:
+        raise ValueError(f"dest {pattern!r}: {{peer}} is only available with each=peer")
+    for part in parts:
+        if part.count("{node}") + part.count("{peer}") > 1:
+            raise ValueError(f"dest {pattern!r}: at most one placeholder per path component")
+
+
+def expand(pattern, node, peer=None):
+    path = pattern.replace("{node}", node)
+    return path if peer is None else path.replace("{peer}", peer)
+
+
+def pattern_glob(pattern):
+    """Glob matching every file the pattern can produce (for finding stale files)."""
+    return glob.escape(pattern).replace("{node}", "*").replace("{peer}", "*")
+
+
+def pattern_regex(pattern):
+    """Regex matching the relative paths the pattern produces; groups node (and peer)."""
+    regex = re.escape(pattern)
+    for name in ("node", "peer"):
+        regex = regex.replace(re.escape("{" + name + "}"), f"(?P<{name}>[^/]+)", 1)
+        regex = regex.replace(re.escape("{" + name + "}"), f"(?P={name})")
+    return re.compile(regex + r"\Z")
+
+
+def planned_files(plan_nodes, selected, templates):
+    """The files to render: list of (relative path, template index, node name, peer entry or None)."""
+    jobs = []
+    seen = {}
+    for name in selected:
+        node = plan_nodes[name]
+        for t_index, spec in enumerate(templates):
+            items = [None] if spec["each"] == "node" else node.get("peers") or []
+            for peer in items:
+                rel = expand(spec["dest"], name, None if peer is None else str(peer["name"]))
+                if rel in seen:
+                    raise ValueError(
+                        f"two files map to the same path {rel!r}: {seen[rel]} and {name}/{t_index}"
+                    )
+                seen[rel] = f"{name}/{t_index}"
+                jobs.append((rel, t_index, name, peer))
+    return jobs
+
+
+def stale_files(root, templates, planned, selected, plan_node_names):
+    """Existing files under root that a template pattern produced but that are no longer planned.
+
+    Only files of the selected nodes and of nodes that are not in the plan at all are considered (a
+    run limited to some nodes leaves the other planned nodes' files alone).  Returns sorted relative
+    paths.
+    """
+    selected = set(selected)
+    stale = set()
+    for spec in templates:
+        regex = pattern_regex(spec["dest"])
+        for path in glob.glob(os.path.join(glob.escape(root), pattern_glob(spec["dest"]))):
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            match = regex.match(rel)
+            if not match or rel in planned or not (os.path.isfile(path) or os.path.islink(path)):
+                continue
+            node = match.group("node")
+            if node in selected or node not in plan_node_names:
+                stale.add(rel)
+    return sorted(stale)
+
+
+def sync_file(path, data, mode, check_mode=False, made_dirs=None):
+    """Make path hold exactly data (bytes) with permission bits mode; return True if it changed.
+
+    Writes atomically (a temporary file in the same directory, renamed over path). made_dirs: an
+    optional set of directories known to exist (saves a makedirs per file).
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(data):
+        with open(path, "rb") as handle:
+            same = handle.read() == data
+        if same:
+            if stat.S_IMODE(st.st_mode) == mode:
+                return False
+            if not check_mode:
+                os.chmod(path, mode)
+            return True
+    if check_mode:
+        return True
+    directory = os.path.dirname(path)
+    if made_dirs is None or directory not in made_dirs:
+        os.makedirs(directory, exist_ok=True)
+        if made_dirs is not None:
+            made_dirs.add(directory)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            os.fchmod(handle.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+def remove_file(root, rel, check_mode=False):
+    """Remove root/rel and the directories that became empty, up to (not including) root."""
+    if check_mode:
+        return
+    path = os.path.join(root, rel)
+    os.unlink(path)
+    directory = os.path.dirname(path)
+    root = os.path.abspath(root)
+    while os.path.abspath(directory) != root and os.path.abspath(directory).startswith(root + os.sep):
+        try:
+            os.rmdir(directory)
+        except OSError:
+            break
+        directory = os.path.dirname(directory)
+
+
+def shape(entry):
+    """What a plan entry looks like, for choosing files to cross-check: its keys, the types of their
+    values and the values of its flags (booleans)."""
+    if not isinstance(entry, dict):
+        return type(entry).__name__
+    return tuple(
+        (key, value if isinstance(value, bool) else type(value).__name__)
+        for key, value in sorted(entry.items())
+    )
+
+
+def normalise_templates(raw):
+    """Validate the templates option and fill in defaults."""
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise ValueError("templates must be a non-empty list of {src, dest[, each, mode, name]}")
+    out = []
+    for number, item in enumerate(raw, 1):
+        if not isinstance(item, dict):
+            raise ValueError(f"templates[{number}]: must be a dict, got {item!r}")
+        unknown = set(item) - {"src", "dest", "each", "mode", "name"}
+        if unknown:
+            raise ValueError(f"templates[{number}]: unknown keys {', '.join(sorted(unknown))}")
+        if not item.get("src") or not isinstance(item["src"], str):
+            raise ValueError(f"templates[{number}]: src is required")
+        each = item.get("each", "peer")
+        if each not in EACH:
+            raise ValueError(f"templates[{number}]: each must be one of {', '.join(EACH)}, got {each!r}")
+        dest = item.get("dest")
+        try:
+            check_pattern(dest, each)
+            mode = parse_mode(item.get("mode", "0644"))
+        except ValueError as exc:
+            raise ValueError(f"templates[{number}]: {exc}") from None
+        name = item.get("name") or os.path.basename(str(item["src"]))
+        out.append(
+            {"src": str(item["src"]), "dest": str(dest), "each": each, "mode": mode, "name": str(name)}
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# templating
+
+
+def count_trailing_newlines(text):
+    return len(text) - len(text.rstrip("\n"))
+
+
+class CompileCache:
+    """Compile each distinct template once per engine (Ansible's engine compiles on every call).
+
+    Installed on the engine of our own Templar copy only; compilation depends on nothing but the
+    template text, the options and the (unchanged) environment, so reusing the result is exact.
+    """
+
+    def __init__(self, engine):
+        self.original = engine._compile_template
+        self.cache = {}
+        engine._compile_template = self
+
+    def __call__(self, template, options):
+        try:
+            key = (str(template), options)
+            hash(key)
+        except TypeError:
+            return self.original(template, options)
+        compiled = self.cache.get(key)
+        if compiled is None:
+            compiled = self.cache[key] = self.original(template, options)
+        return compiled
+
+
+class _PluginMap(dict):
+    """Jinja filters/tests resolved like Ansible does: Ansible's plugin (FQCN or short name) first,
+    then Jinja's builtin of that name."""
+
+    def __init__(self, builtins, loader):
+        super().__init__()
+        self._builtins = builtins
+        self._loader = loader
+
+    def __missing__(self, key):
+        plugin = None
+        if self._loader is not None:
+            try:
+                plugin = self._loader.get(key)
+            except Exception:  # noqa: BLE001 - like Ansible: an unloadable plugin is an unknown one
+                plugin = None
+        func = getattr(plugin, "j2_function", None) if plugin is not None else None
+        if func is None:
+            func = self._builtins[key]  # KeyError: unknown
+        self[key] = func
+        return func
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+
+def _finalize(value):
+    return "" if value is None else value  # Ansible drops None nodes instead of printing "None"
+
+
+class FastTemplate:
+    """A template compiled once with plain Jinja, configured like ansible.builtin.template (trim_blocks,
+    no lstrip_blocks, "\n" newlines, trailing newlines of the source kept, undefined variables are
+    errors, None prints as nothing, Ansible's filters and tests), rendered with plain variables.
+
+    Only for templates that use plain variables: templates using lookups, hostvars, includes or
+    imports are rendered by Ansible (usable is False). The action cross-checks a rendering of every
+    node against Ansible's templating and falls back to it on any difference.
+    """
+
+    ANSIBLE_ONLY = frozenset(("lookup", "query", "q", "now", "undef", "omit", "hostvars", "vars"))
+
+    def __init__(self, text, filter_loader=None, test_loader=None):
+        from jinja2 import StrictUndefined, meta
+        from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
+        from jinja2.sandbox import SandboxedEnvironment
+
+        env = SandboxedEnvironment(
+            trim_blocks=True,
+            lstrip_blocks=False,
+            newline_sequence="\n",
+            keep_trailing_newline=False,
+            undefined=StrictUndefined,
+            autoescape=False,
+            finalize=_finalize,
+        )
+        env.filters = _PluginMap(DEFAULT_FILTERS, filter_loader)
+        env.tests = _PluginMap(DEFAULT_TESTS, test_loader)
+        text = str(text)
+        ast = env.parse(text)
+        self.names = frozenset(meta.find_undeclared_variables(ast))
+        self.usable = not (self.names & self.ANSIBLE_ONLY) and not list(meta.find_referenced_templates(ast))
+        self.template = env.from_string(ast) if self.usable else None
+        self.newlines = count_trailing_newlines(text)
+
+    def render(self, variables):
+        result = self.template.render(variables)
+        missing = self.newlines - count_trailing_newlines(result)
+        return result + "\n" * missing if missing > 0 else result
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(
+        (
+            "plan",
+            "dest",
+            "templates",
+            "defaults",
+            "vars",
+            "nodes",
+            "plan_var",
+            "node_var",
+            "peer_var",
+            "prune",
+            "renderer",
+        )
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        if task_vars is None:
+            task_vars = {}
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = self._task.args
+        try:
+            if os.environ.get("IKEMESH_PROFILE"):
+                import cProfile
+
+                prof = cProfile.Profile()
+                out = prof.runcall(self._run, args, task_vars, result)
+                prof.dump_stats(os.environ["IKEMESH_PROFILE"])
+                return out
+            return self._run(args, task_vars, result)
+        except (ValueError, TypeError) as exc:
+            raise AnsibleActionFail(f"ikemesh.mesh.render_configs: {exc}") from None
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _run(self, args, task_vars, result):
+        plan = args.get("plan")
+        if not isinstance(plan, dict) or not isinstance(plan.get("nodes"), dict):
+            raise ValueError("plan must be the mesh plan (the ikemesh_plan fact), with a 'nodes' mapping")
+        root = args.get("dest")
+        if not root or not isinstance(root, str):
+            raise ValueError("dest (the output directory) is required")
+        root = os.path.abspath(os.path.expanduser(root))
+        templates = normalise_templates(args.get("templates"))
+        plan_var = str(args.get("plan_var") or "ikemesh_plan")
+        node_var = str(args.get("node_var") or "__ikemesh_node")
+        peer_var = str(args.get("peer_var") or "__ikemesh_peer")
+        prune = self._bool(args.get("prune", True), "prune")
+        verify = args.get("verify", 10)
+        if isinstance(verify, bool) or not isinstance(verify, int) or verify < 0:
+            raise ValueError(f"verify must be a non-negative integer, got {verify!r}")
+        renderer = args.get("renderer") or "fast"
+        if renderer not in ("fast", "ansible"):
+            raise ValueError(f"renderer must be fast or ansible, got {renderer!r}")
+        extra_vars = args.get("vars") or {}
+        if not isinstance(extra_vars, dict):
+            raise ValueError("vars must be a mapping")
+        plan_nodes = plan["nodes"]
+        selected = args.get("nodes")
+        if selected is None:
+            selected = list(plan_nodes)
+        elif isinstance(selected, (str, bytes)) or not isinstance(selected, (list, tuple)):
+            raise ValueError("nodes must be a list of inventory hostnames")
+        else:
+            selected = [str(name) for name in selected]
+            missing = [name for name in selected if name not in plan_nodes]
+            if missing:
+                raise ValueError(f"nodes not in the plan: {', '.join(missing)}")
+        check_mode = bool(self._task.check_mode)
+
+        defaults = {}
+        for path in args.get("defaults") or []:
+            defaults.update(self._load_defaults(path))
+
+        sources = []
+        for spec in templates:
+            try:
+                fullpath = self._find_needle("templates", spec["src"])
+            except AnsibleError as exc:
+                raise ValueError(to_text(exc)) from None
+            text = trust_as_template(self._loader.get_text_file_contents(fullpath))
+            sources.append((fullpath, text))
+
+        jobs = planned_files(plan_nodes, selected, templates)
+        planned = {rel for rel, _t, _n, _p in jobs}
+        stale = stale_files(root, templates, planned, selected, set(plan_nodes)) if prune else []
+
+        templar = self._templar.copy_with_new_env(
+            searchpath=self._search_path(task_vars, [os.path.dirname(f) for f, _ in sources])
+        )
+        if hasattr(getattr(templar, "_engine", None), "_compile_template"):
+            CompileCache(templar._engine)
+        fast = [self._fast_template(text) if renderer == "fast" else None for _f, text in sources]
+        hostvars = task_vars.get("hostvars")
+        shared = {key: task_vars[key] for key in SHARED_VARS if key in task_vars}
+        specials = {plan_var, node_var, peer_var, "template_destpath"}
+
+        written = []
+        fallbacks = []
+        checked = 0
+        seen_kinds = set()
+        made_dirs = set()
+        current = None
+        for rel, t_index, name, peer in jobs:
+            if name != current:  # jobs are grouped by node
+                current = name
+                node_vars = self._node_vars(name, hostvars, shared, defaults, extra_vars)
+                node_vars[plan_var] = plan
+                node_vars[node_var] = plan_nodes[name]
+                per_template = [None] * len(templates)
+            spec = templates[t_index]
+            fullpath, text = sources[t_index]
+            path = os.path.join(root, rel)
+            state = per_template[t_index]
+            if state is None:  # first file of this node and template: its variables
+                variables = dict(node_vars)
+                variables.update(
+                    _core_template_vars(
+                        path=spec["name"],
+                        fullpath=fullpath,
+                        dest_path=path,
+                        include_ansible_managed="ansible_managed" not in node_vars,
+                    )
+                )
+                state = per_template[t_index] = {
+                    "variables": variables,
+                    "plain": None,
+                    "signature": None,
+                    "shape": shape(plan_nodes[name]),
+                }
+                tmpl = fast[t_index]
+                if tmpl is not None:
+                    # the node's variables the template uses, resolved once by Ansible, as plain values
+                    plain = self._plain_vars(templar, variables, tmpl.names - specials)
+                    if plain is not None:
+                        state["signature"] = repr(
+                            sorted((k, repr(v)) for k, v in plain.items() if k not in VOLATILE)
+                        )
+                        plain[plan_var] = plan
+                        plain[node_var] = plan_nodes[name]
+                        state["plain"] = plain
+            data = None
+            tmpl = fast[t_index]
+            plain = state["plain"]
+            if tmpl is not None and plain is not None:
+                if peer is not None:
+                    plain[peer_var] = peer
+                if "template_destpath" in tmpl.names:
+                    plain["template_destpath"] = path
+                data = self._render_fast(tmpl, plain)
+                kind = (t_index, state["signature"], state["shape"], shape(peer))
+                if data is not None and (checked < verify or kind not in seen_kinds):
+                    # cross-check: the first files, and the first of every new combination of the node's
+                    # variables and the types/flags of the node's and the peer's plan entries
+                    checked += 1
+                    seen_kinds.add(kind)
+                    reference = self._render_ansible(
+                        templar, text, state["variables"], path, peer_var, peer, rel
+                    )
+                    if reference != data:
+                        fast[t_index] = None  # never trusted again in this run
+                        fallbacks.append(spec["name"])
+                        display.warning(
+                            f"ikemesh.mesh.render_configs: {spec['name']}: the fast renderer differs from "
+                            f"Ansible's templating for {rel}; using Ansible's templating for this template"
+                        )
+                        data = reference
+            if data is None:
+                data = self._render_ansible(templar, text, state["variables"], path, peer_var, peer, rel)
+            if sync_file(path, data, spec["mode"], check_mode, made_dirs):
+                written.append(rel)
+
+        for rel in stale:
+            remove_file(root, rel, check_mode)
+
+        result.update(
+            changed=bool(written or stale),
+            dest=root,
+            nodes=len(selected),
+            files=len(jobs),
+            written=written,
+            removed=stale,
+            renderer="ansible" if renderer == "ansible" or fallbacks else "fast",
+            verified=checked,
+        )
+        return result
+
+    # ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bool(value, name):
+        from ansible.module_utils.parsing.convert_bool import boolean
+
+        try:
+            return boolean(value, strict=True)
+        except TypeError:
+            raise ValueError(f"{name} must be a boolean, got {value!r}") from None
+
+    @staticmethod
+    def _render_ansible(templar, text, variables, path, peer_var, peer, rel):
+        """Render like ansible.builtin.template (its options, escape_backslashes off)."""
+        variables["template_destpath"] = path
+        if peer is not None:
+            variables[peer_var] = peer
+        templar.available_variables = variables
+        try:
+            rendered = templar.template(text, escape_backslashes=False, overrides=TEMPLATE_OVERRIDES)
+        except AnsibleError as exc:
+            raise AnsibleActionFail(f"ikemesh.mesh.render_configs: {rel}: {to_text(exc)}") from None
+        return ("" if rendered is None else to_text(rendered)).encode("utf-8", "surrogateescape")
+
+    @staticmethod
+    def _render_fast(tmpl, plain):
+        try:
+            return tmpl.render(plain).encode("utf-8", "surrogateescape")
+        except Exception:  # noqa: BLE001 - Ansible's templating renders it (or reports the error)
+            return None
+
+    def _fast_template(self, text):
+        try:
+            from ansible.plugins.loader import filter_loader, test_loader
+
+            tmpl = FastTemplate(text, filter_loader, test_loader)
+        except Exception:  # noqa: BLE001 - e.g. syntax Ansible accepts and plain Jinja does not
+            return None
+        return tmpl if tmpl.usable else None
+
+    @staticmethod
+    def _plain_vars(templar, variables, names):
+        """The named variables, templated by Ansible in the node's context (None if that fails)."""
+        templar.available_variables = variables
+        plain = {}
+        try:
+            for name in names:
+                if name in variables:
+                    plain[name] = templar.template(variables[name])
+        except Exception:  # noqa: BLE001 - the Ansible rendering reports real errors
+            return None
+        return plain
+
+    def _load_defaults(self, path):
+        """A role's defaults file (YAML, may be vaulted; values may be templates, like role defaults)."""
+        path = os.path.expanduser(str(path))
+        if not os.path.isfile(path):
+            raise ValueError(f"defaults file {path} not found")
+        try:
+            data = self._loader.load_from_file(path, trusted_as_template=True)
+        except TypeError:  # pragma: no cover - ansible-core < 2.19
+            data = self._loader.load_from_file(path)
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ValueError(f"defaults file {path} must hold a mapping of variables")
+        return data
+
+    def _search_path(self, task_vars, extra):
+        """The Jinja search path ansible.builtin.template would use (for includes/imports)."""
+        paths = list(task_vars.get("ansible_search_path", [])) + [self._loader.get_basedir()] + extra
+        out = []
+        for path in paths:
+            out.append(os.path.join(path, "templates"))
+            out.append(path)
+        return out
+
+    def _node_vars(self, name, hostvars, shared, defaults, extra_vars):
+        """A node's template variables, with the precedence the role sees: role defaults < the node's
+        own variables (inventory, facts, extra vars) < the vars option < plan/node/peer variables."""
+        variables = dict(defaults)
+        variables.update(shared)
+        if hostvars is not None and hasattr(hostvars, "raw_get"):
+            raw = hostvars.raw_get(name)
+            if isinstance(raw, dict):
+                variables.update(raw)
+        variables.update(extra_vars)
+        return variables

@@ -1,0 +1,50 @@
+"""Kernel backend only: the SAs are native ESP in the kernel's SAD, not userspace or UDP-encapsulated."""
+
+import re
+
+import pytest
+
+NATIVE_AEADS = ("rfc4106(gcm(aes))", "rfc7539esp(chacha20,poly1305)")
+
+
+def _xfrm_states(text):
+    """Parse `ip xfrm state` into dicts (src, dst, proto, mode, aead, encap), without key material."""
+    states = []
+    for block in re.split(r"^(?=src )", text, flags=re.M):
+        head = re.match(r"src (\S+) dst (\S+)", block)
+        if not head:
+            continue
+        proto = re.search(r"^\s+proto (\S+) spi \S+ reqid \S+ mode (\S+)", block, re.M)
+        aead = re.search(r"^\s+aead (\S+) ", block, re.M)
+        states.append(
+            {
+                "src": head.group(1),
+                "dst": head.group(2),
+                "proto": proto.group(1) if proto else None,
+                "mode": proto.group(2) if proto else None,
+                "aead": aead.group(1) if aead else None,
+                "encap": bool(re.search(r"^\s+encap ", block, re.M)),
+            }
+        )
+    return states
+
+
+def test_every_peer_pair_has_native_esp_sas_in_the_kernel(lab_plan, lab_host):
+    if lab_plan["ipsec_backend"] == "libipsec":
+        pytest.skip("libipsec backend: ESP runs in userspace, the kernel's SAD is empty by design")
+    for name in sorted(lab_plan["nodes"]):
+        node = lab_plan["nodes"][name]
+        result = lab_host(name).run("ip xfrm state")
+        assert result.rc == 0, result.stderr
+        states = _xfrm_states(result.stdout)
+        for peer in node["peers"]:
+            for src, dst in (
+                (node["underlay_address"], peer["underlay_address"]),
+                (peer["underlay_address"], node["underlay_address"]),
+            ):
+                matching = [s for s in states if s["src"] == src and s["dst"] == dst]
+                assert matching, f"{name}: no xfrm state {src} -> {dst} (peer {peer['name']}): {states}"
+                for state in matching:
+                    assert state["proto"] == "esp" and state["mode"] == "tunnel", f"{name}: {state}"
+                    assert state["aead"] in NATIVE_AEADS, f"{name}: {src} -> {dst}: {state}"
+                    assert not state["encap"], f"{name}: {src} -> {dst} is UDP-encapsulated: {state}"
