@@ -69,3 +69,9 @@ molecule: venv
 
 clean: lab-down lab-kernel-down
 	rm -rf $(VENV) .cache
+
+# Scale benchmarks (figures and ratios measured in the same run; see README "Performance").
+.PHONY: bench
+bench: venv
+	python3 benchmarks/bench_planner.py
+	python3 benchmarks/bench_render.py

@@ -236,7 +236,8 @@ def main(argv=None):
         verdict = "ok" if hs["first"] < TARGET_HUB_SPOKE_S else "MISSED"
         print(
             f"  hub_spoke N={args.hub_spoke:>5} (4 hubs): {hs['first']:7.2f} s  "
-            f"({hs['files']} files, {hs['bytes'] / 1e6:.1f} MB)  target < {TARGET_HUB_SPOKE_S:.0f} s: {verdict}"
+            f"({hs['files']} files, {hs['bytes'] / 1e6:.1f} MB)  "
+            f"target < {TARGET_HUB_SPOKE_S:.0f} s: {verdict}"
         )
         print(f"    second run (nothing changed): {hs['second']:7.2f} s, changed={hs['changed_second']}")
         if verdict != "ok":

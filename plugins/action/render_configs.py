@@ -4,10 +4,11 @@
 
 Documentation: plugins/modules/render_configs.py (ansible-doc ikemesh.mesh.render_configs).
 
-The files are rendered in this one controller process with Ansible's own templating, exactly as
-ansible.builtin.template renders them (same Templar, same options, same template variables), but each
-template is compiled once instead of once per file, and no module is run: the files are written
-directly, and only when their bytes or mode differ.
+All files are rendered in this one controller process, byte for byte as ansible.builtin.template
+renders them (same options, same template variables, the node's variables resolved by Ansible's
+Templar): each template is compiled once, rendered by a plain Jinja environment set up like Ansible's
+(FastTemplate) and cross-checked in every run against Ansible's own templating, which takes over on
+any difference. No module runs: files are written directly, and only when their bytes or mode differ.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ except ImportError:  # pragma: no cover - ansible-core < 2.19
 
 display = Display()
 EACH = ("peer", "node")
-PLACEHOLDERS = ("{node}", "{peer}")
 # Play-level variables of the task's host that every node's variables include (hostvars and the magic
 # variables a template may use); everything else comes from the node's own variables.
 SHARED_VARS = (
@@ -243,12 +243,12 @@ def shape(entry):
 def normalise_templates(raw):
     """Validate the templates option and fill in defaults."""
     if not isinstance(raw, (list, tuple)) or not raw:
-        raise ValueError("templates must be a non-empty list of {src, dest[, each, mode, name]}")
+        raise ValueError("templates must be a non-empty list of {src, dest[, each, mode]}")
     out = []
     for number, item in enumerate(raw, 1):
         if not isinstance(item, dict):
             raise ValueError(f"templates[{number}]: must be a dict, got {item!r}")
-        unknown = set(item) - {"src", "dest", "each", "mode", "name"}
+        unknown = set(item) - {"src", "dest", "each", "mode"}
         if unknown:
             raise ValueError(f"templates[{number}]: unknown keys {', '.join(sorted(unknown))}")
         if not item.get("src") or not isinstance(item["src"], str):
@@ -262,10 +262,7 @@ def normalise_templates(raw):
             mode = parse_mode(item.get("mode", "0644"))
         except ValueError as exc:
             raise ValueError(f"templates[{number}]: {exc}") from None
-        name = item.get("name") or os.path.basename(str(item["src"]))
-        out.append(
-            {"src": str(item["src"]), "dest": str(dest), "each": each, "mode": mode, "name": str(name)}
-        )
+        out.append({"src": str(item["src"]), "dest": str(dest), "each": each, "mode": mode})
     return out
 
 
@@ -333,6 +330,26 @@ class _PluginMap(dict):
         return self.get(key) is not None
 
 
+def _default(value, default_value="", boolean=False):
+    """Ansible's default filter (ansible.builtin.default), for plain Jinja's Undefined."""
+    from jinja2 import Undefined
+
+    if not isinstance(boolean, bool):
+        raise TypeError(f"boolean must be a bool, got {type(boolean).__name__}")
+    if isinstance(value, Undefined) or (boolean and not value):
+        return default_value
+    return value
+
+
+# Ansible filters written for Ansible's own Undefined (markers), replaced for the fast renderer
+FAST_FILTERS = {
+    "default": _default,
+    "d": _default,
+    "ansible.builtin.default": _default,
+    "ansible.builtin.d": _default,
+}
+
+
 def _finalize(value):
     return "" if value is None else value  # Ansible drops None nodes instead of printing "None"
 
@@ -364,6 +381,7 @@ class FastTemplate:
             finalize=_finalize,
         )
         env.filters = _PluginMap(DEFAULT_FILTERS, filter_loader)
+        env.filters.update(FAST_FILTERS)
         env.tests = _PluginMap(DEFAULT_TESTS, test_loader)
         text = str(text)
         ast = env.parse(text)
@@ -378,21 +396,46 @@ class FastTemplate:
         return result + "\n" * missing if missing > 0 else result
 
 
+def resolve_role(role):
+    """Directory of a role given as a path or as a collection role name (namespace.collection.role)."""
+    if os.path.isdir(os.path.expanduser(role)):
+        return os.path.abspath(os.path.expanduser(role))
+    parts = role.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(
+            f"role {role!r} is neither a directory nor a collection role name (ns.collection.role)"
+        )
+    import importlib
+
+    try:
+        package = importlib.import_module(f"ansible_collections.{parts[0]}.{parts[1]}")
+    except ImportError:
+        raise ValueError(f"role {role!r}: collection {parts[0]}.{parts[1]} not found") from None
+    for base in list(getattr(package, "__path__", [])):
+        path = os.path.join(base, "roles", parts[2])
+        if os.path.isdir(path):
+            return os.path.abspath(path)
+    raise ValueError(f"role {role!r} not found in the collection {parts[0]}.{parts[1]}")
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(
         (
             "plan",
+            "ledger_file",
             "dest",
+            "role",
             "templates",
             "defaults",
             "vars",
             "nodes",
+            "prune",
+            "renderer",
+            "verify",
             "plan_var",
             "node_var",
             "peer_var",
-            "prune",
-            "renderer",
         )
     )
 
@@ -401,33 +444,24 @@ class ActionModule(ActionBase):
             task_vars = {}
         result = super().run(tmp, task_vars)
         del tmp
-        args = self._task.args
         try:
-            if os.environ.get("IKEMESH_PROFILE"):
-                import cProfile
-
-                prof = cProfile.Profile()
-                out = prof.runcall(self._run, args, task_vars, result)
-                prof.dump_stats(os.environ["IKEMESH_PROFILE"])
-                return out
-            return self._run(args, task_vars, result)
+            return self._run(self._task.args, task_vars, result)
         except (ValueError, TypeError) as exc:
             raise AnsibleActionFail(f"ikemesh.mesh.render_configs: {exc}") from None
 
     # ----------------------------------------------------------------------------------------------
 
     def _run(self, args, task_vars, result):
-        plan = args.get("plan")
-        if not isinstance(plan, dict) or not isinstance(plan.get("nodes"), dict):
-            raise ValueError("plan must be the mesh plan (the ikemesh_plan fact), with a 'nodes' mapping")
         root = args.get("dest")
         if not root or not isinstance(root, str):
             raise ValueError("dest (the output directory) is required")
         root = os.path.abspath(os.path.expanduser(root))
         templates = normalise_templates(args.get("templates"))
-        plan_var = str(args.get("plan_var") or "ikemesh_plan")
-        node_var = str(args.get("node_var") or "__ikemesh_node")
-        peer_var = str(args.get("peer_var") or "__ikemesh_peer")
+        self._names = {
+            "plan": str(args.get("plan_var") or "ikemesh_plan"),
+            "node": str(args.get("node_var") or "__ikemesh_node"),
+            "peer": str(args.get("peer_var") or "__ikemesh_peer"),
+        }
         prune = self._bool(args.get("prune", True), "prune")
         verify = args.get("verify", 10)
         if isinstance(verify, bool) or not isinstance(verify, int) or verify < 0:
@@ -438,6 +472,19 @@ class ActionModule(ActionBase):
         extra_vars = args.get("vars") or {}
         if not isinstance(extra_vars, dict):
             raise ValueError("vars must be a mapping")
+        role_dir = resolve_role(str(args["role"])) if args.get("role") else None
+        defaults_files = args.get("defaults")
+        if defaults_files is None:
+            defaults_files = [os.path.join(role_dir, "defaults", "main.yml")] if role_dir else []
+            defaults_files = [path for path in defaults_files if os.path.isfile(path)]
+        elif isinstance(defaults_files, str) or not isinstance(defaults_files, (list, tuple)):
+            raise ValueError("defaults must be a list of files")
+
+        plan = args.get("plan")
+        if plan is None:
+            plan = self._compute_plan(task_vars, args.get("ledger_file"))
+        if not isinstance(plan, dict) or not isinstance(plan.get("nodes"), dict):
+            raise ValueError("plan must be the mesh plan (the ikemesh_plan fact), with a 'nodes' mapping")
         plan_nodes = plan["nodes"]
         selected = args.get("nodes")
         if selected is None:
@@ -452,15 +499,20 @@ class ActionModule(ActionBase):
         check_mode = bool(self._task.check_mode)
 
         defaults = {}
-        for path in args.get("defaults") or []:
+        for path in defaults_files:
             defaults.update(self._load_defaults(path))
-
         sources = []
         for spec in templates:
-            try:
-                fullpath = self._find_needle("templates", spec["src"])
-            except AnsibleError as exc:
-                raise ValueError(to_text(exc)) from None
+            src = spec["src"]
+            if role_dir and not os.path.isabs(src):
+                fullpath = os.path.join(role_dir, "templates", src)
+                if not os.path.isfile(fullpath):
+                    raise ValueError(f"template {src} not found in {os.path.join(role_dir, 'templates')}")
+            else:
+                try:
+                    fullpath = self._find_needle("templates", src)
+                except AnsibleError as exc:
+                    raise ValueError(to_text(exc)) from None
             text = trust_as_template(self._loader.get_text_file_contents(fullpath))
             sources.append((fullpath, text))
 
@@ -473,85 +525,55 @@ class ActionModule(ActionBase):
         )
         if hasattr(getattr(templar, "_engine", None), "_compile_template"):
             CompileCache(templar._engine)
-        fast = [self._fast_template(text) if renderer == "fast" else None for _f, text in sources]
-        hostvars = task_vars.get("hostvars")
-        shared = {key: task_vars[key] for key in SHARED_VARS if key in task_vars}
-        specials = {plan_var, node_var, peer_var, "template_destpath"}
+        self._templar_copy = templar
+        self._plan = plan
+        self._templates = templates
+        self._sources = sources
+        self._root = root
+        self._hostvars = task_vars.get("hostvars")
+        self._shared = {key: task_vars[key] for key in SHARED_VARS if key in task_vars}
+        self._defaults = defaults
+        self._extra_vars = extra_vars
+        self._context_node = None
+        self._contexts = {}
 
-        written = []
-        fallbacks = []
+        fast = [self._fast_template(text) if renderer == "fast" else None for _f, text in sources]
+        unverified = [[] for _ in templates]  # jobs rendered fast, re-rendered if the renderer fails a check
+        written = {}
         checked = 0
         seen_kinds = set()
         made_dirs = set()
-        current = None
-        for rel, t_index, name, peer in jobs:
-            if name != current:  # jobs are grouped by node
-                current = name
-                node_vars = self._node_vars(name, hostvars, shared, defaults, extra_vars)
-                node_vars[plan_var] = plan
-                node_vars[node_var] = plan_nodes[name]
-                per_template = [None] * len(templates)
-            spec = templates[t_index]
-            fullpath, text = sources[t_index]
+        for number, (rel, t_index, name, peer) in enumerate(jobs):
+            context = self._context(name, t_index, fast[t_index])
             path = os.path.join(root, rel)
-            state = per_template[t_index]
-            if state is None:  # first file of this node and template: its variables
-                variables = dict(node_vars)
-                variables.update(
-                    _core_template_vars(
-                        path=spec["name"],
-                        fullpath=fullpath,
-                        dest_path=path,
-                        include_ansible_managed="ansible_managed" not in node_vars,
-                    )
-                )
-                state = per_template[t_index] = {
-                    "variables": variables,
-                    "plain": None,
-                    "signature": None,
-                    "shape": shape(plan_nodes[name]),
-                }
-                tmpl = fast[t_index]
-                if tmpl is not None:
-                    # the node's variables the template uses, resolved once by Ansible, as plain values
-                    plain = self._plain_vars(templar, variables, tmpl.names - specials)
-                    if plain is not None:
-                        state["signature"] = repr(
-                            sorted((k, repr(v)) for k, v in plain.items() if k not in VOLATILE)
-                        )
-                        plain[plan_var] = plan
-                        plain[node_var] = plan_nodes[name]
-                        state["plain"] = plain
             data = None
             tmpl = fast[t_index]
-            plain = state["plain"]
-            if tmpl is not None and plain is not None:
-                if peer is not None:
-                    plain[peer_var] = peer
-                if "template_destpath" in tmpl.names:
-                    plain["template_destpath"] = path
-                data = self._render_fast(tmpl, plain)
-                kind = (t_index, state["signature"], state["shape"], shape(peer))
+            if tmpl is not None and context["plain"] is not None:
+                data = self._render_fast(tmpl, context["plain"], path, peer)
+                kind = (t_index, context["signature"], context["shape"], shape(peer))
                 if data is not None and (checked < verify or kind not in seen_kinds):
-                    # cross-check: the first files, and the first of every new combination of the node's
-                    # variables and the types/flags of the node's and the peer's plan entries
+                    # cross-check the first files and the first of every new combination of the node's
+                    # variables and the shape (types, flags) of the node's and the peer's plan entries
                     checked += 1
                     seen_kinds.add(kind)
-                    reference = self._render_ansible(
-                        templar, text, state["variables"], path, peer_var, peer, rel
-                    )
+                    reference = self._render_ansible(context, path, peer, rel)
                     if reference != data:
-                        fast[t_index] = None  # never trusted again in this run
-                        fallbacks.append(spec["name"])
+                        fast[t_index] = None  # not trusted again in this run
                         display.warning(
-                            f"ikemesh.mesh.render_configs: {spec['name']}: the fast renderer differs from "
-                            f"Ansible's templating for {rel}; using Ansible's templating for this template"
+                            f"ikemesh.mesh.render_configs: {templates[t_index]['src']}: the fast renderer "
+                            f"differs from Ansible's templating for {rel}; Ansible's templating renders "
+                            "this template's files"
                         )
-                        data = reference
+                        for earlier in unverified[t_index]:
+                            self._rewrite(jobs[earlier], check_mode, made_dirs, written)
+                        unverified[t_index] = []
+                    data = reference
+                elif data is not None:
+                    unverified[t_index].append(number)
             if data is None:
-                data = self._render_ansible(templar, text, state["variables"], path, peer_var, peer, rel)
-            if sync_file(path, data, spec["mode"], check_mode, made_dirs):
-                written.append(rel)
+                data = self._render_ansible(context, path, peer, rel)
+            if sync_file(path, data, templates[t_index]["mode"], check_mode, made_dirs):
+                written[rel] = True
 
         for rel in stale:
             remove_file(root, rel, check_mode)
@@ -561,12 +583,154 @@ class ActionModule(ActionBase):
             dest=root,
             nodes=len(selected),
             files=len(jobs),
-            written=written,
+            written=list(written),
             removed=stale,
-            renderer="ansible" if renderer == "ansible" or fallbacks else "fast",
+            renderer="fast" if all(fast) else "ansible",
             verified=checked,
         )
         return result
+
+    # ----------------------------------------------------------------------------------------------
+    # variables
+
+    def _compute_plan(self, task_vars, ledger_file):
+        """The plan exactly as the role ikemesh.mesh.plan computes it (the mesh_plan filter over the
+        inventory groups, with the allocation ledger), without storing it as a fact."""
+        from ansible_collections.ikemesh.mesh.plugins.filter.mesh import mesh_plan
+
+        groups = task_vars.get("groups") or {}
+        ledger = None
+        if ledger_file:
+            try:
+                with open(os.path.expanduser(str(ledger_file))) as handle:
+                    text = handle.read()
+            except FileNotFoundError:
+                text = ""
+            if text.strip():
+                import json
+
+                try:
+                    ledger = json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"ledger_file {ledger_file}: not JSON: {exc}") from None
+        try:
+            return mesh_plan(
+                groups.get("ikemesh_nodes") or [],
+                task_vars.get("hostvars"),
+                groups.get("ikemesh_hubs") or [],
+                ledger,
+            )
+        except AnsibleError as exc:
+            raise AnsibleActionFail(to_text(exc.message if hasattr(exc, "message") else exc)) from None
+
+    def _context(self, name, t_index, tmpl):
+        """Variables of a node for a template: Ansible's (lazy) set, and the plain values the fast
+        renderer needs (resolved once by Ansible's templating), cached for the current node."""
+        if name != self._context_node:
+            self._context_node = name
+            self._contexts = {}
+            node_vars = dict(self._defaults)
+            node_vars.update(self._shared)
+            if self._hostvars is not None and hasattr(self._hostvars, "raw_get"):
+                raw = self._hostvars.raw_get(name)
+                if hasattr(raw, "keys"):
+                    node_vars.update(raw)
+            node_vars.update(self._extra_vars)
+            node_vars[self._names["plan"]] = self._plan
+            node_vars[self._names["node"]] = self._plan["nodes"][name]
+            self._node_vars = node_vars
+        context = self._contexts.get(t_index)
+        if context is None:
+            fullpath = self._sources[t_index][0]
+            variables = dict(self._node_vars)
+            variables.update(
+                _core_template_vars(
+                    path=self._templates[t_index]["src"],
+                    fullpath=fullpath,
+                    dest_path=None,
+                    include_ansible_managed="ansible_managed" not in self._node_vars,
+                )
+            )
+            context = self._contexts[t_index] = {
+                "t_index": t_index,
+                "variables": variables,
+                "plain": None,
+                "signature": None,
+                "shape": shape(self._plan["nodes"][name]),
+            }
+            if tmpl is not None:
+                own = {self._names["plan"], self._names["node"], self._names["peer"], "template_destpath"}
+                plain = self._plain_vars(variables, tmpl.names - own)
+                if plain is not None:
+                    context["signature"] = repr(
+                        sorted((k, repr(v)) for k, v in plain.items() if k not in VOLATILE)
+                    )
+                    plain[self._names["plan"]] = self._plan
+                    plain[self._names["node"]] = self._plan["nodes"][name]
+                    context["plain"] = plain
+                    context["names"] = tmpl.names
+        return context
+
+    def _plain_vars(self, variables, names):
+        """The named variables, templated by Ansible in the node's context (None if that fails)."""
+        templar = self._templar_copy
+        templar.available_variables = variables
+        plain = {}
+        try:
+            for name in names:
+                if name in variables:
+                    plain[name] = templar.template(variables[name])
+        except Exception:  # noqa: BLE001 - the Ansible rendering reports real errors
+            return None
+        return plain
+
+    # ----------------------------------------------------------------------------------------------
+    # rendering
+
+    def _render_ansible(self, context, path, peer, rel):
+        """Render like ansible.builtin.template (same Templar, options and variables)."""
+        variables = context["variables"]
+        variables["template_destpath"] = path
+        if peer is not None:
+            variables[self._names["peer"]] = peer
+        templar = self._templar_copy
+        templar.available_variables = variables
+        text = self._sources[context["t_index"]][1]
+        try:
+            rendered = templar.template(text, escape_backslashes=False, overrides=TEMPLATE_OVERRIDES)
+        except AnsibleError as exc:
+            raise AnsibleActionFail(f"ikemesh.mesh.render_configs: {rel}: {to_text(exc)}") from None
+        return ("" if rendered is None else to_text(rendered)).encode("utf-8", "surrogateescape")
+
+    def _render_fast(self, tmpl, plain, path, peer):
+        if peer is not None:
+            plain[self._names["peer"]] = peer
+        if "template_destpath" in tmpl.names:
+            plain["template_destpath"] = path
+        try:
+            return tmpl.render(plain).encode("utf-8", "surrogateescape")
+        except Exception:  # noqa: BLE001 - Ansible's templating renders it (or reports the error)
+            return None
+
+    def _rewrite(self, job, check_mode, made_dirs, written):
+        rel, t_index, name, peer = job
+        self._context_node = None  # the cached context is the current node's
+        context = self._context(name, t_index, None)
+        path = os.path.join(self._root, rel)
+        data = self._render_ansible(context, path, peer, rel)
+        if sync_file(path, data, self._templates[t_index]["mode"], check_mode, made_dirs):
+            written[rel] = True
+        self._context_node = None
+
+    @staticmethod
+    def _fast_template(text):
+        try:
+            from ansible.plugins.loader import filter_loader, test_loader
+
+            tmpl = FastTemplate(text, filter_loader, test_loader)
+        except Exception:  # noqa: BLE001 - e.g. syntax Ansible accepts and plain Jinja does not
+            return None
+        return tmpl if tmpl.usable else None
 
     # ----------------------------------------------------------------------------------------------
 
@@ -578,48 +742,6 @@ class ActionModule(ActionBase):
             return boolean(value, strict=True)
         except TypeError:
             raise ValueError(f"{name} must be a boolean, got {value!r}") from None
-
-    @staticmethod
-    def _render_ansible(templar, text, variables, path, peer_var, peer, rel):
-        """Render like ansible.builtin.template (its options, escape_backslashes off)."""
-        variables["template_destpath"] = path
-        if peer is not None:
-            variables[peer_var] = peer
-        templar.available_variables = variables
-        try:
-            rendered = templar.template(text, escape_backslashes=False, overrides=TEMPLATE_OVERRIDES)
-        except AnsibleError as exc:
-            raise AnsibleActionFail(f"ikemesh.mesh.render_configs: {rel}: {to_text(exc)}") from None
-        return ("" if rendered is None else to_text(rendered)).encode("utf-8", "surrogateescape")
-
-    @staticmethod
-    def _render_fast(tmpl, plain):
-        try:
-            return tmpl.render(plain).encode("utf-8", "surrogateescape")
-        except Exception:  # noqa: BLE001 - Ansible's templating renders it (or reports the error)
-            return None
-
-    def _fast_template(self, text):
-        try:
-            from ansible.plugins.loader import filter_loader, test_loader
-
-            tmpl = FastTemplate(text, filter_loader, test_loader)
-        except Exception:  # noqa: BLE001 - e.g. syntax Ansible accepts and plain Jinja does not
-            return None
-        return tmpl if tmpl.usable else None
-
-    @staticmethod
-    def _plain_vars(templar, variables, names):
-        """The named variables, templated by Ansible in the node's context (None if that fails)."""
-        templar.available_variables = variables
-        plain = {}
-        try:
-            for name in names:
-                if name in variables:
-                    plain[name] = templar.template(variables[name])
-        except Exception:  # noqa: BLE001 - the Ansible rendering reports real errors
-            return None
-        return plain
 
     def _load_defaults(self, path):
         """A role's defaults file (YAML, may be vaulted; values may be templates, like role defaults)."""
@@ -644,15 +766,3 @@ class ActionModule(ActionBase):
             out.append(os.path.join(path, "templates"))
             out.append(path)
         return out
-
-    def _node_vars(self, name, hostvars, shared, defaults, extra_vars):
-        """A node's template variables, with the precedence the role sees: role defaults < the node's
-        own variables (inventory, facts, extra vars) < the vars option < plan/node/peer variables."""
-        variables = dict(defaults)
-        variables.update(shared)
-        if hostvars is not None and hasattr(hostvars, "raw_get"):
-            raw = hostvars.raw_get(name)
-            if isinstance(raw, dict):
-                variables.update(raw)
-        variables.update(extra_vars)
-        return variables

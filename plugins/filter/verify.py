@@ -4,9 +4,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ikemesh.mesh.plugins.module_utils.verify import node_report, summary_table
 
 
-def _node_report(connections, node_plan, destinations, probe_lines):
+def _node_report(connections, node_plan, destinations, probe_lines, bgp=None):
     try:
-        return node_report(node_plan, dict(connections), list(destinations), list(probe_lines))
+        return node_report(node_plan, dict(connections), list(destinations), list(probe_lines), bgp)
     except (KeyError, TypeError, AttributeError) as exc:
         raise AnsibleFilterError(f"ikemesh.mesh.node_report: malformed input: {exc}") from exc
 

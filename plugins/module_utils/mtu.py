@@ -127,7 +127,8 @@ def tunnel_mtu(
 
     This is the largest x with esp_wire_size(x, ...) <= underlay_mtu, minus nothing else: extra_encap is
     already accounted for, so the result is the MTU of the inner interface (e.g. the VXLAN device).
-    The ESP payload (inner packet plus extra_encap) is capped at max_mtu when given.  Raises ValueError for bad arguments or when the result would be below
+    The ESP payload (inner packet plus extra_encap) is capped at max_mtu when given.  Raises ValueError
+    for bad arguments or when the result would be below
     the minimum MTU of the overlay IP version (68 for IPv4, 1280 for IPv6).
     """
     _check_int("underlay_mtu", underlay_mtu, 1)

@@ -3,9 +3,11 @@
 Inputs are the node's slice of the mesh plan, the ``connections`` returned by the
 ``ikemesh.mesh.mesh_status`` module (VICI), and the probes run on the node by verify.yml:
   reach <address> ok|fail          a ping from this node's overlay address to another node's
-  mtu <address> ok|fail passed|blocked
+  mtu <peer> ok|fail passed|blocked
                                    a don't-fragment ping of exactly the planned tunnel MTU to a
-                                   peer (must pass) and one of MTU + 1 bytes (must be blocked)
+                                   peer (must pass) and one of MTU + 1 bytes (must be blocked),
+                                   over the tunnel link in the route-based modes
+and, in the route-based modes, the BGP neighbours' states (link address -> state).
 """
 
 ESTABLISHED = "ESTABLISHED"
@@ -13,7 +15,7 @@ INSTALLED = "INSTALLED"
 
 
 def parse_probes(lines):
-    """Return ({address: reached}, {address: (fits, oversize_passed)}) from the probe lines."""
+    """Return ({address: reached}, {peer: (fits, oversize_passed)}) from the probe lines."""
     reach, mtu = {}, {}
     for line in lines:
         fields = str(line).split()
@@ -22,6 +24,15 @@ def parse_probes(lines):
         elif len(fields) == 4 and fields[0] == "mtu":
             mtu[fields[1]] = (fields[2] == "ok", fields[3] == "passed")
     return reach, mtu
+
+
+def bgp_neighbour_states(summary):
+    """{neighbour address: state} from FRR's `show bgp summary json` (IPv4 and IPv6 unicast)."""
+    states = {}
+    for family in ("ipv4Unicast", "ipv6Unicast"):
+        for address, neighbour in summary.get(family, {}).get("peers", {}).items():
+            states[address] = neighbour.get("state", "unknown")
+    return states
 
 
 def _peer_sa_problems(name, ike_sas):
@@ -46,19 +57,21 @@ def _peer_sa_problems(name, ike_sas):
     return len(established) == 1, len(children) == 1, problems
 
 
-def node_report(node_plan, connections, destinations, probe_lines):
+def node_report(node_plan, connections, destinations, probe_lines, bgp=None):
     """Return the verdict for one node.
 
     node_plan: the node's plan slice ({"peers": [...], "mtu": ...}).
     connections: mesh_status's ``connections`` (name -> {"loaded", "ike_sas": [...]}).
     destinations: overlay addresses of every other node (all must answer, through a hub if need be).
     probe_lines: output of the probes (see the module docstring).
+    bgp: None without a routing daemon, else FRR's `show bgp summary json`.
     """
     reach, mtu = parse_probes(probe_lines)
+    bgp_states = None if bgp is None else bgp_neighbour_states(bgp)
     peers = node_plan.get("peers", [])
     expected = {p["name"] for p in peers}
     problems = []
-    ike_up = child_up = mtu_ok = 0
+    ike_up = child_up = mtu_ok = bgp_up = 0
     for peer in peers:
         ike_ok, child_ok, peer_problems = _peer_sa_problems(
             peer["name"], connections.get(peer["name"], {}).get("ike_sas", [])
@@ -66,7 +79,14 @@ def node_report(node_plan, connections, destinations, probe_lines):
         ike_up += ike_ok
         child_up += child_ok
         problems += peer_problems
-        fits, oversize_passed = mtu.get(peer["overlay_address"], (False, True))
+        if bgp_states is not None:
+            neighbour = (peer.get("link_peer_address") or "").split("/")[0]
+            state = bgp_states.get(neighbour, "absent")
+            if state == "Established":
+                bgp_up += 1
+            else:
+                problems.append(f"{peer['name']}: BGP session to {neighbour} is {state}, not Established")
+        fits, oversize_passed = mtu.get(peer["name"], (False, True))
         if fits and not oversize_passed:
             mtu_ok += 1
         else:
@@ -85,6 +105,7 @@ def node_report(node_plan, connections, destinations, probe_lines):
         "ike_established": ike_up,
         "child_installed": child_up,
         "mtu_confirmed": mtu_ok,
+        "bgp_established": bgp_up if bgp is not None else None,
         "destinations": len(destinations),
         "reached": reached,
         "problems": problems,
@@ -94,7 +115,7 @@ def node_report(node_plan, connections, destinations, probe_lines):
 
 def summary_table(reports):
     """Render {node: report} as fixed-width text lines, one per node, problems below."""
-    header = ("node", "peers", "IKE up", "CHILD up", "MTU ok", "overlay reach", "status")
+    header = ("node", "peers", "IKE up", "CHILD up", "BGP up", "MTU ok", "overlay reach", "status")
     rows = [header]
     for node in sorted(reports):
         r = reports[node]
@@ -105,6 +126,7 @@ def summary_table(reports):
                 str(peers),
                 f"{r['ike_established']}/{peers}",
                 f"{r['child_installed']}/{peers}",
+                "-" if r["bgp_established"] is None else f"{r['bgp_established']}/{peers}",
                 f"{r['mtu_confirmed']}/{peers}",
                 f"{r['reached']}/{r['destinations']}",
                 "OK" if r["ok"] else "FAIL",

@@ -15,10 +15,10 @@ version_added: "0.2.0"
 description:
   - Renders role templates for every node of the mesh plan (once per node, or once per planned peer of
     each node) into O(dest) on the controller, without connecting to any node. The result is byte for
-    byte what the role's M(ansible.builtin.template) task writes on the node: the same template file
-    (taken from the role itself, see O(role)), the same variables with the same precedence (the role's
-    defaults, overridden by the node's own variables: inventory, facts, extra vars), the same template
-    variables (C(ansible_managed), C(template_path), ...) and Ansible's own templating.
+    byte what the role's M(ansible.builtin.template) task writes on the node (the same template file
+    taken from the role itself, see O(role); the same variables with the same precedence, the role's
+    defaults overridden by the node's own variables from inventory, facts and extra vars; the same
+    template variables C(ansible_managed), C(template_path) and so on; Ansible's own templating).
   - Runs as one task in one controller process (use it with C(run_once) and C(delegate_to=localhost)).
     Each template is compiled once. By default (O(renderer=fast)) files are rendered by a plain Jinja
     environment configured like M(ansible.builtin.template) (trim_blocks, no lstrip_blocks, trailing
@@ -31,17 +31,31 @@ description:
     same directory); the task reports C(changed) only then, so a second run reports no change.
   - Removes stale files that a template pattern produced earlier, of peers or nodes that are no
     longer planned (see O(prune)), and the directories that become empty.
+  - If a file rendered by the fast renderer would have differed, the files of that template rendered
+    fast before the difference was found are rendered again by Ansible's templating, so the result is
+    Ansible's in any case.
   - The playbook C(ikemesh.mesh.render) uses it to render the swanctl role's connection files.
 author: ikemesh developers
 options:
   plan:
     description:
-      - The mesh plan, the fact C(ikemesh_plan) set by the role C(ikemesh.mesh.plan) (the output of
-        the filter C(ikemesh.mesh.mesh_plan)).
+      - The mesh plan, for example the fact C(ikemesh_plan) set by the role C(ikemesh.mesh.plan) (the
+        output of the filter C(ikemesh.mesh.mesh_plan)).
+      - When omitted, the action computes it exactly as the role C(ikemesh.mesh.plan) does, with the
+        filter C(ikemesh.mesh.mesh_plan) over the inventory groups C(ikemesh_nodes) and
+        C(ikemesh_hubs) (not the play hosts), the nodes' variables and the ledger O(ledger_file)
+        (same validation, same messages, same indices), but keeps it inside the task. For large
+        meshes this is much faster than passing the fact, which Ansible copies and converts several
+        times. The ledger is not written.
       - Files are rendered for the nodes in C(plan.nodes) (see O(nodes)) and, with C(each=peer), for
         every entry of C(plan.nodes[node].peers).
     type: dict
-    required: true
+  ledger_file:
+    description:
+      - The allocation ledger (JSON, node name to index) the plan is computed with when O(plan) is
+        omitted, normally C(ikemesh_allocations_file) of the role C(ikemesh.mesh.plan). A missing or
+        empty file means no ledger (indices follow the sorted host names), as in the role.
+    type: path
   dest:
     description:
       - Output directory on the controller. Created if missing.
@@ -113,7 +127,7 @@ options:
   prune:
     description:
       - Remove files matching a template's O(templates[].dest) pattern whose node/peer is no longer
-        planned: of the selected nodes, and of nodes that are not in the plan at all (they left the
+        planned, of the selected nodes and of nodes that are not in the plan at all (they left the
         mesh). Only files matching the patterns are removed, then directories that became empty.
     type: bool
     default: true
@@ -155,17 +169,19 @@ attributes:
       Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   action:
-    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    description: >-
+      Indicates this has a corresponding action plugin so some parts of the options can be executed on
+      the controller.
     support: full
 notes:
   - Runs entirely on the controller, whatever host the task is assigned to; use C(run_once) and
     C(delegate_to=localhost).
-  - A node's variables are its own (what C(hostvars[node]) holds: inventory, facts, extra vars),
+  - A node's variables are its own (what C(hostvars[node]) holds, from inventory, facts and extra vars),
     over O(defaults); play and task variables of the play that runs this task are not among them, except
     the magic variables C(hostvars), C(omit), C(playbook_dir) and the C(ansible_play_*) names.
-  - C(template_destpath) is the rendered file's path on the controller, C(template_path) the O(templates[].src)
-    as given; C(ansible_managed) is Ansible's default (the C(DEFAULT_MANAGED_STR) setting) unless the
-    node has a variable C(ansible_managed), as with M(ansible.builtin.template).
+  - C(template_destpath) is the rendered file's path on the controller, C(template_path) the
+    O(templates[].src) as given; C(ansible_managed) is Ansible's default (the C(DEFAULT_MANAGED_STR)
+    setting) unless the node has a variable C(ansible_managed), as with M(ansible.builtin.template).
 seealso:
   - module: ansible.builtin.template
 """
@@ -173,8 +189,8 @@ seealso:
 EXAMPLES = r"""
 - name: Render every node's swanctl connections (what the playbook ikemesh.mesh.render does)
   ikemesh.mesh.render_configs:
-    plan: "{{ ikemesh_plan }}"
     dest: "{{ inventory_dir }}/ikemesh_rendered"
+    ledger_file: "{{ inventory_dir }}/ikemesh_allocations.json"
     role: ikemesh.mesh.swanctl
     templates:
       - src: peer.conf.j2
@@ -185,7 +201,7 @@ EXAMPLES = r"""
 
 - name: One file per node from a template of our own, only the nodes of this run (--limit)
   ikemesh.mesh.render_configs:
-    plan: "{{ ikemesh_plan }}"
+    plan: "{{ ikemesh_plan }}"  # computed by the role ikemesh.mesh.plan earlier in the play
     dest: /srv/gitops/mesh
     nodes: "{{ ansible_play_hosts_all }}"
     templates:

@@ -1,6 +1,7 @@
 """Live facts of a deployed mesh, per node: planned SAs up, nothing else, overlay reachable."""
 
 import itertools
+import json
 
 import pytest
 
@@ -66,21 +67,44 @@ def test_every_node_reaches_every_other_overlay_address(lab_plan, lab_host):
             assert result.rc == 0, f"{name} -> {other} ({address}): {result.stdout}"
 
 
+def _address(cidr_or_address):
+    return cidr_or_address.split("/")[0]
+
+
 def test_planned_mtu_crosses_and_one_byte_more_does_not(lab_plan, lab_host):
+    """Don't-fragment pings over each peer's path: the overlay in policy mode, the link otherwise."""
     for name in _nodes(lab_plan):
         node = lab_plan["nodes"][name]
         host = lab_host(name)
         payload = node["mtu"] - (48 if ":" in node["overlay_address"] else 28)
         for peer in node["peers"]:
-            args = (
-                "ping -n -q -c 1 -W 2 -M do -s %s -I %s %s",
-                node["overlay_address"],
-                peer["overlay_address"],
+            source = _address(peer["link_address"] or node["overlay_address"])
+            target = _address(peer["link_peer_address"] or peer["overlay_address"])
+            ping = "ping -n -q -c 1 -W 2 -M do -s %s -I %s %s"
+            assert host.run(ping, str(payload), source, target).rc == 0, (
+                f"{name} -> {peer['name']}: {payload} lost"
             )
-            assert host.run(args[0], payload, *args[1:]).rc == 0, f"{name} -> {peer['name']}: {payload} lost"
-            assert host.run(args[0], payload + 1, *args[1:]).rc != 0, (
+            assert host.run(ping, str(payload + 1), source, target).rc != 0, (
                 f"{name} -> {peer['name']}: {payload + 1} passed"
             )
+
+
+def test_bgp_established_to_every_peer_and_routes_to_every_subnet(lab_plan, lab_host):
+    if lab_plan["tunnel_mode"] == "policy":
+        pytest.skip("policy mode runs no routing daemon")
+    family = "ipv4Unicast" if lab_plan["ip_version"] == 4 else "ipv6Unicast"
+    for name in _nodes(lab_plan):
+        node = lab_plan["nodes"][name]
+        host = lab_host(name)
+        summary = json.loads(host.check_output("vtysh -c 'show bgp summary json'"))[family]["peers"]
+        for peer in node["peers"]:
+            state = summary.get(_address(peer["link_peer_address"]), {}).get("state")
+            assert state == "Established", f"{name} -> {peer['name']}: BGP {state}"
+        routes = json.loads(host.check_output("vtysh -c 'show ip route bgp json'"))
+        for other in _nodes(lab_plan):
+            if other != name:
+                subnet = lab_plan["nodes"][other]["overlay_subnet"]
+                assert subnet in routes, f"{name}: no BGP route to {other}'s {subnet}"
 
 
 def test_traffic_between_non_peers_crosses_a_hub(lab_plan, vici_state, lab_host):

@@ -13,8 +13,8 @@ GOOD_PROBES = [
     "reach 10.99.1.1 ok",
     "reach 10.99.2.1 ok",
     "reach 10.99.3.1 ok",
-    "mtu 10.99.1.1 ok blocked",
-    "mtu 10.99.2.1 ok blocked",
+    "mtu b ok blocked",
+    "mtu c ok blocked",
 ]
 
 
@@ -40,6 +40,7 @@ def test_healthy_node_is_ok():
         "ike_established": 2,
         "child_installed": 2,
         "mtu_confirmed": 2,
+        "bgp_established": None,
         "destinations": 3,
         "reached": 3,
         "problems": [],
@@ -70,7 +71,7 @@ def test_child_not_installed_is_a_problem():
 
 def test_unreached_destination_and_unconfirmed_mtu_are_problems():
     probes = [p for p in GOOD_PROBES if "10.99.3.1" not in p and not p.startswith("mtu")]
-    probes += ["mtu 10.99.1.1 fail blocked", "mtu 10.99.2.1 ok passed"]
+    probes += ["mtu b fail blocked", "mtu c ok passed"]
     report = node_report(PLAN, _healthy(), DESTS, probes)
     assert report["reached"] == 2
     assert report["mtu_confirmed"] == 0
@@ -93,12 +94,34 @@ def test_summary_table_lists_nodes_and_problems():
         "up",
         "CHILD",
         "up",
+        "BGP",
+        "up",
         "MTU",
         "ok",
         "overlay",
         "reach",
         "status",
     ]
-    assert lines[2].split() == ["n1", "2", "2/2", "2/2", "2/2", "3/3", "OK"]
-    assert lines[3].split() == ["n2", "2", "0/2", "0/2", "0/2", "0/3", "FAIL"]
+    assert lines[2].split() == ["n1", "2", "2/2", "2/2", "-", "2/2", "3/3", "OK"]
+    assert lines[3].split() == ["n2", "2", "0/2", "0/2", "-", "0/2", "0/3", "FAIL"]
     assert "n2: b: no ESTABLISHED IKE SA (IKE SA states: none)" in lines
+
+
+def test_bgp_sessions_are_judged_in_route_based_modes():
+    plan = {
+        "mtu": 1350,
+        "peers": [
+            {"name": "b", "overlay_address": "10.99.1.1", "link_peer_address": "169.254.0.1/31"},
+            {"name": "c", "overlay_address": "10.99.2.1", "link_peer_address": "169.254.0.3/31"},
+        ],
+    }
+    summary = {
+        "ipv4Unicast": {
+            "peers": {"169.254.0.1": {"state": "Established"}, "169.254.0.3": {"state": "Active"}}
+        }
+    }
+    probes = ["reach 10.99.1.1 ok", "reach 10.99.2.1 ok", "mtu b ok blocked", "mtu c ok blocked"]
+    report = node_report(plan, _healthy(), ["10.99.1.1", "10.99.2.1"], probes, summary)
+    assert report["bgp_established"] == 1
+    assert report["problems"] == ["c: BGP session to 169.254.0.3 is Active, not Established"]
+    assert summary_table({"a": report})[2].split()[4] == "1/2"
