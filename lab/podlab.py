@@ -124,6 +124,9 @@ def up(inventory):
             "NET_ADMIN",
             "--cap-add",
             "NET_RAW",
+            # FRR's zebra insists on CAP_SYS_ADMIN (network namespaces) at start
+            "--cap-add",
+            "SYS_ADMIN",
             "--device",
             "/dev/net/tun",
             "--network",

@@ -41,8 +41,14 @@ def _group_hosts(data, group):
 
 @pytest.fixture(scope="session")
 def lab_inventory(request):
+    """The inventory source the lab was deployed from (--lab-inventory)."""
+    return request.config.getoption("--lab-inventory")
+
+
+@pytest.fixture(scope="session")
+def lab_nodes(lab_inventory):
     """(inventory directory, hostvars of the ikemesh_nodes members, hub names) from ansible-inventory."""
-    path = request.config.getoption("--lab-inventory")
+    path = lab_inventory
     data = _inventory(path)
     hostvars = data["_meta"]["hostvars"]
     nodes = {name: hostvars.get(name, {}) for name in _group_hosts(data, "ikemesh_nodes")}
@@ -51,21 +57,21 @@ def lab_inventory(request):
 
 
 @pytest.fixture(scope="session")
-def lab_plan(lab_inventory):
+def lab_plan(lab_nodes):
     """The plan the deployment used: the inventory plus the allocation ledger written next to it."""
-    inventory_dir, nodes, hubs = lab_inventory
+    inventory_dir, nodes, hubs = lab_nodes
     with open(os.path.join(inventory_dir, "ikemesh_allocations.json")) as ledger:
         return build_plan(nodes, hubs, json.load(ledger))
 
 
 @pytest.fixture(scope="session")
-def lab_host(lab_inventory):
+def lab_host(lab_nodes):
     """Return a function node name -> testinfra host, connected the way the inventory says.
 
     Containers: the podman backend (about 10x faster than going through Ansible). Anything else
     (the kernel lab's VMs): plain ssh with the inventory's user, port, key and ssh arguments.
     """
-    inventory_dir, nodes, _hubs = lab_inventory
+    inventory_dir, nodes, _hubs = lab_nodes
     hosts = {}
 
     def resolve(value):
