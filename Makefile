@@ -61,8 +61,9 @@ lint: venv
 	ruff format --check plugins tests lab benchmarks
 	ansible-lint --profile production
 
+# Unit tests, and integration tests that run ansible-playbook on the controller only.
 unit: venv
-	python3 -m pytest tests/unit
+	python3 -m pytest tests/unit tests/integration
 
 molecule: venv
 	$(AS_ROOT) molecule test --all
