@@ -158,14 +158,17 @@ def down(inventory):
     print(f"podlab: lab {lab} removed ({len(containers)} containers, {len(networks)} networks)")
 
 
-def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def cli(doc, up_action, down_action, default_inventory):
+    """The command line every lab tool shares: `up|down -i INVENTORY [-i ...]`."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("-i", "--inventory", action="append", help="inventory source (repeatable)")
     args = parser.parse_args()
-    {"up": up, "down": down}[args.action](args.inventory or ["inventories/lab"])
+    {"up": up_action, "down": down_action}[args.action](args.inventory or [default_inventory])
+
+
+def main():
+    cli(__doc__, up, down, "inventories/lab")
 
 
 if __name__ == "__main__":

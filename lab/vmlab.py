@@ -15,7 +15,6 @@ Inventory contract (lab side):
 Every VM also has a QEMU user-mode NIC (NAT), used for SSH and package installs only.
 """
 
-import argparse
 import glob
 import hashlib
 import ipaddress
@@ -31,7 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from podlab import load_inventory, node_attachments  # noqa: E402  (one reading of the contract)
+from podlab import cli, load_inventory, node_attachments  # noqa: E402  (one reading of the contract)
 
 CACHE = os.environ.get("IKEMESH_VM_CACHE", os.path.join(HERE, "cache", "vm"))
 KEY = os.path.join(CACHE, "id_ed25519")
@@ -224,13 +223,7 @@ def down(inventory):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("action", choices=["up", "down"])
-    parser.add_argument("-i", "--inventory", action="append", help="inventory source (repeatable)")
-    args = parser.parse_args()
-    {"up": up, "down": down}[args.action](args.inventory or ["inventories/kernel"])
+    cli(__doc__, up, down, "inventories/kernel")
 
 
 if __name__ == "__main__":

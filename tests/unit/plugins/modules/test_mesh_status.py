@@ -4,52 +4,17 @@ import datetime
 import json
 
 import pytest
-from ansible.module_utils import basic
 from ansible_collections.ikemesh.mesh.plugins.module_utils.vici import ViciSession
 from ansible_collections.ikemesh.mesh.plugins.modules import mesh_status
 from ansible_collections.ikemesh.mesh.tests.unit.plugins.module_utils.vici_fake_charon import (
     FakeCharon,
     make_ike_sa,
 )
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    from ansible.module_utils.common.text.converters import to_bytes
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        old = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = old
-
-
-class AnsibleExitJson(Exception):
-    pass
-
-
-class AnsibleFailJson(Exception):
-    pass
-
-
-def exit_json(self, **kwargs):
-    raise AnsibleExitJson(kwargs)
-
-
-def fail_json(self, **kwargs):
-    kwargs["failed"] = True
-    raise AnsibleFailJson(kwargs)
-
-
-@pytest.fixture
-def module_patches(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+from ansible_collections.ikemesh.mesh.tests.unit.plugins.modules.module_harness import (
+    AnsibleExitJson,
+    AnsibleFailJson,
+    patch_module_args,
+)
 
 
 def make_cert_der(cn="node1", serial=0x1A2B3C):
