@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -95,22 +94,13 @@ def reference_role(directory, out):
     return playbook
 
 
-def ansible_playbook(playbook, inventory, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    result = subprocess.run(
-        ["ansible-playbook", str(playbook), "-i", str(inventory), *extra],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
+def ansible_playbook(run_playbook, playbook, inventory, *extra):
+    """Run a playbook that must succeed everywhere; return (changed tasks over all hosts, output)."""
+    returncode, output, recap = run_playbook(playbook, inventory, *extra)
+    assert returncode == 0, output
     assert recap, output
-    assert all(unreachable == "0" and failed == "0" for _h, _c, unreachable, failed in recap), output
-    return sum(int(changed) for _h, changed, _u, _f in recap), output
+    assert all(unreachable == 0 and failed == 0 for _h, _c, unreachable, failed in recap), output
+    return sum(changed for _h, changed, _u, _f in recap), output
 
 
 def tree(root):
@@ -124,7 +114,7 @@ def tree(root):
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory, run_playbook):
     directory = tmp_path_factory.mktemp("render")
     inventory = write_inventory(directory)
     out = directory / "rendered"
@@ -134,7 +124,11 @@ def lab(tmp_path_factory):
         (out / rel).write_text("stale")
     (out / "spoke1" / "README").write_text("not generated")
     changed, output = ansible_playbook(
-        os.path.join(ROOT, "playbooks", "render.yml"), inventory, "-e", f"ikemesh_render_dir={out}"
+        run_playbook,
+        os.path.join(ROOT, "playbooks", "render.yml"),
+        inventory,
+        "-e",
+        f"ikemesh_render_dir={out}",
     )
     nodes = {name: dict(hv, **MESH_VARS) for name, hv in NODES.items()}
     plan = build_plan(nodes, ["hub1", "hub2"])
@@ -174,10 +168,10 @@ def test_render_writes_every_planned_file_without_contacting_nodes(lab):
     assert (out / "spoke2/swanctl/conf.d/ikemesh-hub1.conf").read_text().startswith("# managed for spoke2\n")
 
 
-def test_render_is_byte_identical_to_the_role_template_task(lab):
+def test_render_is_byte_identical_to_the_role_template_task(lab, run_playbook):
     reference = lab["dir"] / "reference"
     playbook = reference_role(lab["dir"], reference)
-    ansible_playbook(playbook, lab["inventory"])
+    ansible_playbook(run_playbook, playbook, lab["inventory"])
     rendered = {
         rel.replace("/swanctl/conf.d/", "/"): data
         for rel, (data, _m) in tree(lab["out"]).items()
@@ -188,9 +182,10 @@ def test_render_is_byte_identical_to_the_role_template_task(lab):
     assert rendered == written
 
 
-def test_second_run_changes_nothing(lab):
+def test_second_run_changes_nothing(lab, run_playbook):
     before = tree(lab["out"])
     changed, output = ansible_playbook(
+        run_playbook,
         os.path.join(ROOT, "playbooks", "render.yml"),
         lab["inventory"],
         "-e",
