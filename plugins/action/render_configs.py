@@ -521,7 +521,7 @@ class ActionModule(ActionBase):
         stale = stale_files(root, templates, planned, selected, set(plan_nodes)) if prune else []
 
         templar = self._templar.copy_with_new_env(
-            searchpath=self._search_path(task_vars, [os.path.dirname(f) for f, _ in sources])
+            searchpath=self._search_path(task_vars, [os.path.dirname(f) for f, _text in sources])
         )
         if hasattr(getattr(templar, "_engine", None), "_compile_template"):
             CompileCache(templar._engine)
@@ -538,7 +538,8 @@ class ActionModule(ActionBase):
         self._contexts = {}
 
         fast = [self._fast_template(text) if renderer == "fast" else None for _f, text in sources]
-        unverified = [[] for _ in templates]  # jobs rendered fast, re-rendered if the renderer fails a check
+        # jobs rendered fast, re-rendered if the renderer fails a check
+        unverified = [[] for _template in templates]
         written = {}
         checked = 0
         seen_kinds = set()

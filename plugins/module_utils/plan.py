@@ -693,7 +693,7 @@ def _build_plan(nodes, hubs, ledger):
             }
         )
     forwarding = topology != "full_mesh"
-    pending = [[] for _ in range(n)] if route_based else None  # link strings, lower -> higher position
+    pending = [[] for _index in range(n)] if route_based else None  # link strings, lower -> higher position
 
     def link_pair(k):
         x = link_start + 2 * k

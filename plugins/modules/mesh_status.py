@@ -19,7 +19,7 @@ description:
     needed on the node. Certificate details are parsed with the C(cryptography) package if it is
     available (Debian package C(python3-cryptography)).
   - This module never changes anything.
-author: ikemesh developers
+author: ikemesh developers (@ikemesh)
 options:
   socket:
     description:
@@ -31,13 +31,12 @@ options:
       - Timeout in seconds for connecting to and reading from the VICI socket.
     type: int
     default: 30
+extends_documentation_fragment:
+  - ikemesh.mesh.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: >-
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
   - Fails with a clear message if charon is not running or the VICI socket does not exist.

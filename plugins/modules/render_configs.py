@@ -35,7 +35,7 @@ description:
     fast before the difference was found are rendered again by Ansible's templating, so the result is
     Ansible's in any case.
   - The playbook C(ikemesh.mesh.render) uses it to render the swanctl role's connection files.
-author: ikemesh developers
+author: ikemesh developers (@ikemesh)
 options:
   plan:
     description:
@@ -160,18 +160,15 @@ options:
     description: Name of the template variable holding the peer's entry (with C(each=peer)).
     type: str
     default: __ikemesh_peer
+extends_documentation_fragment:
+  - ikemesh.mesh.attributes
+  - ikemesh.mesh.attributes.action
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: >-
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   action:
-    description: >-
-      Indicates this has a corresponding action plugin so some parts of the options can be executed on
-      the controller.
     support: full
 notes:
   - Runs entirely on the controller, whatever host the task is assigned to; use C(run_once) and

@@ -17,7 +17,7 @@ description:
     and gave up.
   - Nothing is terminated or changed for CHILD SAs that are already up.
   - The VICI protocol is implemented natively; no extra Python packages are needed on the node.
-author: ikemesh developers
+author: ikemesh developers (@ikemesh)
 options:
   children:
     description:
@@ -50,13 +50,12 @@ options:
       - Seconds to wait between attempts.
     type: int
     default: 2
+extends_documentation_fragment:
+  - ikemesh.mesh.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: >-
-      Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
   - In check mode the state is queried and the CHILD SAs that would be initiated are returned in

@@ -18,7 +18,7 @@ description:
     O(refresh_fraction) of its validity left.
   - community.crypto.x509_crl cannot add the authorityKeyIdentifier extension, without which
     strongSwan with C(revocation = strict) reports "certificate status is not available".
-author: ikemesh developers
+author: ikemesh developers (@ikemesh)
 options:
   path:
     description: Where the CRL (PEM) is written.
@@ -35,7 +35,6 @@ options:
   issuer_key_passphrase:
     description: Passphrase of the CA private key.
     type: str
-    no_log: true
   revoked_serials:
     description:
       - Serial numbers of revoked certificates.
@@ -55,12 +54,12 @@ options:
     description: File mode of the CRL.
     type: str
     default: "0644"
+extends_documentation_fragment:
+  - ikemesh.mesh.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed when in diff mode.
     support: none
 requirements:
   - cryptography >= 3.4

@@ -15,7 +15,7 @@ if [[ "$IKEMESH_SRC" == *:* ]]; then
 fi
 probe() {  # probe <size or empty> <source> <target>
   local size=()
-  [[ -n "$1" ]] && size=(-M do -s "$1")
+  [[ -n "$1" ]] && size=(-M "do" -s "$1")
   ping "$family" -n -q -c 2 -i 0.2 -W 2 "${size[@]}" -I "$2" "$3" >/dev/null 2>&1
 }
 for address in $IKEMESH_DESTS; do
