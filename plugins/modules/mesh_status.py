@@ -11,7 +11,9 @@ short_description: Report strongSwan connections, IKE/CHILD SAs and certificates
 version_added: "0.1.0"
 description:
   - Queries the local charon daemon over its VICI socket (the interface C(swanctl) uses) and returns
-    the loaded connections with their active IKE and CHILD SAs, summary counters, the loaded X.509
+    the loaded connections with their configured traffic selectors, their active IKE and CHILD SAs
+    (endpoints, NAT flags, established/rekey/reauth times, bytes and packets), the certificates of
+    each connection's local and remote identity (serial, expiry), summary counters, the loaded X.509
     end-entity certificates and the daemon version.
   - SAs whose connection is not loaded (any more) are reported as well, with C(loaded=false), so
     unexpected SAs are visible.
@@ -78,6 +80,12 @@ connections:
       local_addrs: ["192.0.2.1"]
       remote_addrs: ["192.0.2.2"]
       children: ["node2"]
+      child_configs:
+        node2: {mode: TUNNEL, local_ts: ["10.0.0.1/32"], remote_ts: ["10.0.0.2/32"]}
+      certificate: {subject: "CN=node1", serial: 1a2b3c, not_before: "2024-01-01T00:00:00Z",
+                    not_after: "2024-01-31T00:00:00Z"}
+      peer_certificate: {subject: "CN=node2", serial: 4d5e6f, not_before: "2024-01-01T00:00:00Z",
+                         not_after: "2024-01-31T00:00:00Z"}
       ike_sas:
         - uniqueid: 3
           state: ESTABLISHED
@@ -138,9 +146,29 @@ connections:
       description: Names of the configured CHILD SAs (empty if not loaded).
       type: list
       elements: str
+    child_configs:
+      description:
+        - The configured CHILD SAs by name (empty if not loaded) with C(mode), C(local_ts) and
+          C(remote_ts) (the configured traffic selectors, lists of strings). Compared with the
+          peer's by C(playbooks/diagnose.yml).
+      type: dict
+    certificate:
+      description:
+        - The loaded certificate of the connection's local identity (the one charon has the private
+          key of), with C(subject), C(serial) (hex), C(not_before), C(not_after) (ISO 8601 UTC);
+          C(null) if none matches or C(cryptography) is missing.
+      type: dict
+    peer_certificate:
+      description:
+        - The certificate of the connection's remote identity if charon holds it (received from the
+          peer during IKE_AUTH and cached), same keys as C(certificate); else C(null).
+      type: dict
     ike_sas:
       description:
         - Active IKE SAs of the connection. Keys as in C(list-sas) with C(-) replaced by C(_).
+        - "Endpoints: C(local_host), C(local_port), C(remote_host), C(remote_port); NAT: C(nat_local)
+          (this node is behind NAT), C(nat_remote) (the peer is); times in seconds: C(established)
+          (age), C(rekey_time) and C(reauth_time) (until the next rekey / reauthentication)."
         - Numeric values (C(uniqueid), ports, C(encr_keysize), C(established), C(rekey_time),
           C(reauth_time)) are integers or C(null); C(initiator), C(nat_local), C(nat_remote) booleans.
         - Each contains C(child_sas), a list of CHILD SAs with C(name), C(uniqueid), C(reqid), C(state),
@@ -314,11 +342,21 @@ def parse_ike_sa(data):
 def _new_connection(loaded, conf=None):
     conf = conf or {}
     children = conf.get("children")
+    children = children if isinstance(children, dict) else {}
     return {
         "loaded": loaded,
         "local_addrs": _as_list(conf.get("local_addrs")),
         "remote_addrs": _as_list(conf.get("remote_addrs")),
-        "children": sorted(children) if isinstance(children, dict) else [],
+        "children": sorted(children),
+        "child_configs": {
+            name: {
+                "mode": child.get("mode"),
+                "local_ts": _as_list(_get(child, "local_ts")),
+                "remote_ts": _as_list(_get(child, "remote_ts")),
+            }
+            for name, child in children.items()
+            if isinstance(child, dict)
+        },
         "ike_sas": [],
     }
 
@@ -353,6 +391,39 @@ def parse_certificate(event):
     return details
 
 
+def _cert_matches(cert, identity):
+    """True if the certificate's subject is ``identity`` (a DN, or the value of its CN)."""
+    subject = cert.get("subject")
+    if not identity or not subject:
+        return False
+    if identity == subject or identity.replace(" ", "") == subject.replace(" ", ""):
+        return True
+    parts = {part.strip() for part in subject.split(",")}
+    return identity in parts or f"CN={identity}" in parts
+
+
+def _attach_certificates(connections, certificates):
+    """Per connection: the loaded certificates of its local and remote identities (or None)."""
+    for conn in connections.values():
+        ids = conn.pop("_ids", {})
+        local_id = ids.get("local") or next(
+            (sa["local_id"] for sa in conn["ike_sas"] if sa.get("local_id")), None
+        )
+        remote_id = ids.get("remote") or next(
+            (sa["remote_id"] for sa in conn["ike_sas"] if sa.get("remote_id")), None
+        )
+        for key, identity, own in (("certificate", local_id, True), ("peer_certificate", remote_id, False)):
+            match = next(
+                (c for c in certificates if _cert_matches(c, identity) and c.get("has_private_key") is own),
+                None,
+            )
+            conn[key] = (
+                {field: match.get(field) for field in ("subject", "serial", "not_before", "not_after")}
+                if match
+                else None
+            )
+
+
 def collect_status(session):
     """Query charon through ``session`` (a ViciSession) and build the module result (without ``changed``)."""
     version = session.request("version")
@@ -362,6 +433,11 @@ def collect_status(session):
         for name, conf in event.items():
             if isinstance(conf, dict):
                 connections[name] = _new_connection(True, conf)
+                connections[name]["_ids"] = {
+                    side: conf.get(f"{side}-1", {}).get("id")
+                    for side in ("local", "remote")
+                    if isinstance(conf.get(f"{side}-1"), dict)
+                }
 
     ike_established = 0
     child_installed = 0
@@ -383,6 +459,7 @@ def collect_status(session):
             continue
         certificates.append(parse_certificate(event))
 
+    _attach_certificates(connections, certificates)
     return {
         "connections": connections,
         "sa_count": {"ike_established": ike_established, "child_installed": child_installed},

@@ -206,3 +206,24 @@ def test_main_no_charon(tmp_path, module_patches):
         mesh_status.main()
     msg = excinfo.value.args[0]["msg"]
     assert f"charon is not running or VICI socket {path} not found" in msg
+
+
+def test_child_configs_and_certificates_per_connection(charon):
+    charon.conns["node2"]["remote-1"] = {"class": "public key", "id": "node2"}
+    with ViciSession(charon.path, timeout=5) as session:
+        conns = mesh_status.collect_status(session)["connections"]
+
+    node2 = conns["node2"]
+    assert node2["child_configs"] == {
+        "node2": {"mode": "TUNNEL", "local_ts": ["10.0.0.1/32"], "remote_ts": []}
+    }
+    assert node2["certificate"] == {
+        "subject": "O=ikemesh, CN=node1",
+        "serial": "1a2b3c",
+        "not_before": "2024-01-01T00:00:00Z",
+        "not_after": "2026-01-01T12:30:00Z",
+    }
+    assert node2["peer_certificate"]["serial"] == "abcdef0123"
+    assert "_ids" not in node2
+    assert conns["node3"]["child_configs"] == {"node3": {"mode": None, "local_ts": [], "remote_ts": []}}
+    assert conns["old-peer"]["child_configs"] == {} and conns["old-peer"]["peer_certificate"] is None
