@@ -12,6 +12,7 @@ import sys
 import time
 
 import pytest
+import testinfra
 
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.dirname(os.path.dirname(SCENARIO))
@@ -115,14 +116,20 @@ class Pings:
         return results
 
 
+def new_node_host():
+    """mol-life-4 is not in the base inventory's ikemesh_nodes (the lab_host fixture's nodes)."""
+    return testinfra.get_host(f"podman://{NEW_NODE}")
+
+
 @pytest.fixture(scope="module")
 def plan3(lab_plan):
     return lab_plan
 
 
 def test_add_node_keeps_existing_sas(plan3, lab_host, run_playbook):
-    """Adding mol-life-4 (site.yml over the inventory plus inventory-joined/hosts.yml) leaves every existing IKE SA as
-    it was (same unique id, same established time) and brings up exactly the new pairs."""
+    """Adding mol-life-4 (site.yml over the inventory plus inventory-joined/hosts.yml) leaves every
+    existing IKE SA as it was (same unique id, same established time) and brings up exactly the new
+    pairs."""
     old = sorted(plan3["nodes"])
     before = {node: ike_sas(lab_host(node)) for node in old}
     for node in old:
@@ -140,11 +147,11 @@ def test_add_node_keeps_existing_sas(plan3, lab_host, run_playbook):
             (uid_before, at_before), (uid_after, at_after) = sas[0], after[name][0]
             assert uid_after == uid_before, (node, name)
             assert abs(at_after - at_before) <= 1, (node, name, at_before, at_after)
-        assert NEW_NODE in after, (node, after)
-    new_sas = ike_sas(lab_host(NEW_NODE))
+        assert len(after.get(NEW_NODE, [])) == 1, (node, after)
+    new_sas = ike_sas(new_node_host())
     assert set(new_sas) == {p["name"] for p in plan4["nodes"][NEW_NODE]["peers"]}, new_sas
     report(f"add node: {NEW_NODE} has {len(new_sas)} IKE SAs up: {sorted(new_sas)}")
-    host = lab_host(NEW_NODE)
+    host = new_node_host()
     source = plan4["nodes"][NEW_NODE]["overlay_address"]
     for peer in plan4["nodes"][NEW_NODE]["peers"]:
         target = plan4["nodes"][peer["name"]]["overlay_address"]
@@ -160,7 +167,7 @@ def test_removed_node_cannot_come_back(plan3, lab_host, run_playbook):
     cleans it; restored from a backup (old key, certificate and configuration) it brings up no SA with
     anyone, and a peer that still had its old connection rejects it for its revoked certificate."""
     remove = os.path.join(ROOT, "playbooks", "remove_node.yml")
-    gone = lab_host(NEW_NODE)
+    gone = new_node_host()
     keeper = sorted(plan3["nodes"])[0]
     # What an attacker (or a stale backup) would have: the node's whole /etc/swanctl, and a peer's
     # old connection to it.
@@ -241,3 +248,121 @@ def test_removed_node_cannot_come_back(plan3, lab_host, run_playbook):
     assert stale.rc != 0, stale.stdout
     assert revoked_lines, log[-3000:]
     assert leftover == {}, leftover
+
+
+def node_serial(host):
+    result = host.run(
+        "python3 -c %s",
+        "from cryptography import x509;"
+        "print(format(x509.load_pem_x509_certificate(open('/etc/swanctl/x509/ikemesh.crt','rb').read())"
+        ".serial_number,'x'))",
+    )
+    assert result.rc == 0, result.stderr
+    return result.stdout.strip()
+
+
+def peer_certificates(host):
+    """Subject CN -> serials (hex, no colons) of the end-entity certificates charon holds without their
+    private key: the peers' certificates it verified since its cache was last flushed."""
+    out = host.run("swanctl --list-certs --type x509 --flag none").stdout
+    certs, subject, serial = {}, None, None
+    for line in out.splitlines() + [""]:
+        line = line.strip()
+        if line.startswith("subject:"):
+            subject, serial = line.split('"')[1].removeprefix("CN="), None
+        elif line.startswith("serial:"):
+            serial = line.split()[1].replace(":", "").lstrip("0")
+        elif line.startswith("pubkey:") and subject and "has private key" not in line:
+            certs.setdefault(subject, set()).add(serial)
+    return certs
+
+
+def test_forced_rotation_loses_no_ping(plan3, lab_host, run_playbook):
+    """A forced rotation of every node certificate (rotate_certificates.yml with
+    ikemesh_pki_renew_issued_before=now) under continuous pings across the mesh: 0 lost, every node on
+    a new serial, every live IKE SA (re)authenticated after its node's new certificate was loaded."""
+    rotate = os.path.join(ROOT, "playbooks", "rotate_certificates.yml")
+    nodes = sorted(plan3["nodes"])
+    before = {node: node_serial(lab_host(node)) for node in nodes}
+    started = int(lab_host(nodes[0]).run("date +%s").stdout)
+    cutoff = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    time.sleep(1)  # certificates issued from now on are strictly after the cutoff
+    for node in nodes:  # from now on the cache shows only certificates received during the rotation
+        assert lab_host(node).run("swanctl --flush-certs --type x509").rc == 0, node
+    pings = Pings(plan3)
+    pings.start()
+    rc, output, recap, seconds = playbook(
+        run_playbook, rotate, [INVENTORY], "-e", f"ikemesh_pki_renew_issued_before={cutoff}"
+    )
+    time.sleep(3)
+    results = pings.stop()
+    assert rc == 0, output[-6000:]
+    lost = {f"{a}->{b}": sent - received for (a, b), (sent, received) in results.items()}
+    sent = sum(s for s, _r in results.values())
+    after = {node: node_serial(lab_host(node)) for node in nodes}
+    report(f"rotation: rotate_certificates.yml {seconds:.0f} s; serials before {before} after {after}")
+    report(f"rotation: {sent} pings sent across {len(results)} pairs, lost per pair {lost}")
+    for node in nodes:
+        assert after[node] != before[node], node
+        sas = ike_sas(lab_host(node))
+        assert set(sas) == {p["name"] for p in plan3["nodes"][node]["peers"]}, (node, sas)
+        established = {name: at for name, entries in sas.items() for _uid, at in entries}
+        report(f"rotation: {node} IKE SAs established at {established} (rotation started {started})")
+        assert all(at >= started for at in established.values()), (node, established)
+        received = peer_certificates(lab_host(node))
+        report(f"rotation: {node} verified peer certificates since the rotation began {received}")
+        for peer in plan3["nodes"][node]["peers"]:
+            assert received.get(peer["name"]) == {after[peer["name"]].lstrip("0")}, (
+                node,
+                peer["name"],
+                received,
+            )
+    assert sum(lost.values()) == 0, lost
+    rc, output, recap, seconds = playbook(
+        run_playbook, rotate, [INVENTORY], "-e", f"ikemesh_pki_renew_issued_before={cutoff}"
+    )
+    assert rc == 0, output[-6000:]
+    report(f"rotation: second run {seconds:.0f} s, changed per host {[(h, c) for h, c, _u, _f in recap]}")
+    assert all(changed == 0 for _h, changed, _u, _f in recap), recap
+
+
+def test_canary_rollout_stops_at_a_broken_canary(plan3, lab_host, run_playbook):
+    """rollout.yml with a broken IKE proposal on the canary (inventory-canary): the rollout stops after
+    the canary, the other nodes keep their configuration and SAs, and the documented rollback (revert,
+    rollout.yml --limit the canary) brings the mesh back."""
+    rollout = os.path.join(ROOT, "playbooks", "rollout.yml")
+    canary_inventory = os.path.join(SCENARIO, "inventory-canary", "hosts.yml")
+    nodes = sorted(plan3["nodes"])
+    canary, rest = nodes[0], nodes[1:]
+    conf_sums = "sha256sum /etc/swanctl/conf.d/ikemesh-*.conf"
+    before_files = {node: lab_host(node).run(conf_sums).stdout for node in rest}
+    before_sas = {node: ike_sas(lab_host(node)) for node in rest}
+    rc, output, recap, seconds = playbook(run_playbook, rollout, [INVENTORY, canary_inventory])
+    report(f"rollout: broken canary {canary}: rc {rc} after {seconds:.0f} s, recap {recap}")
+    assert rc != 0, output[-6000:]
+    assert [host for host, _c, _u, failed in recap if failed] == [canary], recap
+    assert all(changed == 0 for host, changed, _u, _f in recap if host in rest), recap
+    for node in rest:
+        host = lab_host(node)
+        assert host.run(conf_sums).stdout == before_files[node], node
+        after = ike_sas(host)
+        for other in rest:
+            if other != node:
+                assert after.get(other) == before_sas[node][other], (node, other, after)
+        source = plan3["nodes"][node]["overlay_address"]
+        for other in rest:
+            if other != node:
+                target = plan3["nodes"][other]["overlay_address"]
+                assert host.run(f"ping -n -c 3 -i 0.2 -W 2 -I {source} {target}").rc == 0, (node, other)
+    report(f"rollout: {rest} untouched (same files, same IKE SA ids between them, pings answered)")
+    rc, output, recap, seconds = playbook(run_playbook, rollout, [INVENTORY], "--limit", canary)
+    report(
+        f"rollout: rollback of {canary} (inventory reverted, --limit) rc {rc} in {seconds:.0f} s,"
+        f" recap {recap}"
+    )
+    assert rc == 0, output[-6000:]
+    rc, output, recap, seconds = playbook(
+        run_playbook, os.path.join(ROOT, "playbooks", "verify.yml"), [INVENTORY]
+    )
+    report(f"rollout: verify.yml after the rollback rc {rc}")
+    assert rc == 0, output[-6000:]
