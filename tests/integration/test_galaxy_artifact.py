@@ -132,7 +132,7 @@ def installed(tmp_path_factory, artifact):
     config.write_text("[defaults]\n")
     env = _clean_env(base / "home", collections, config)
     _run(
-        ["ansible-galaxy", "collection", "install", "--no-deps", artifact, "-p", str(collections)],
+        ["ansible-galaxy", "collection", "install", "--no-deps", "--force", artifact, "-p", str(collections)],
         cwd=base,
         env=env,
     )
