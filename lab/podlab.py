@@ -158,17 +158,33 @@ def down(inventory):
     print(f"podlab: lab {lab} removed ({len(containers)} containers, {len(networks)} networks)")
 
 
-def cli(doc, up_action, down_action, default_inventory):
-    """The command line every lab tool shares: `up|down -i INVENTORY [-i ...]`."""
+def kill(inventory, node):
+    """Power cut: SIGKILL one node's container (no shutdown); `up` starts it again."""
+    lab, _networks, nodes = load_inventory(inventory)
+    if node not in nodes:
+        sys.exit(f"podlab: {node} is not a node of lab {lab}")
+    run("podman", "kill", node)
+    print(f"podlab: {node} killed")
+
+
+def cli(doc, actions, default_inventory):
+    """The command line every lab tool shares: `up|down -i INVENTORY [-i ...]`, `kill NODE -i ...`."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=sorted(actions))
+    parser.add_argument("node", nargs="?", help="the node to act on (kill)")
     parser.add_argument("-i", "--inventory", action="append", help="inventory source (repeatable)")
     args = parser.parse_args()
-    {"up": up_action, "down": down_action}[args.action](args.inventory or [default_inventory])
+    inventory = args.inventory or [default_inventory]
+    if args.action == "kill":
+        if not args.node:
+            parser.error("kill needs the node's inventory name")
+        actions["kill"](inventory, args.node)
+    else:
+        actions[args.action](inventory)
 
 
 def main():
-    cli(__doc__, up, down, "inventories/lab")
+    cli(__doc__, {"up": up, "down": down, "kill": kill}, "inventories/lab")
 
 
 if __name__ == "__main__":

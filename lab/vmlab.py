@@ -193,6 +193,20 @@ def up(inventory):
     log(f"lab {lab} up: {', '.join(nodes)}")
 
 
+def stop(pid_file, overlay, timeout):
+    """Stop the QEMU the lab recorded for this overlay: SIGTERM, SIGKILL after `timeout` seconds."""
+    pid = alive(pid_file, overlay)
+    if not pid:
+        return False
+    os.kill(pid, signal.SIGTERM if timeout else signal.SIGKILL)
+    for _ in range(int(timeout * 5) or 50):
+        if not alive(pid_file, overlay):
+            return True
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
 def down(inventory):
     lab, _networks, _nodes = load_inventory(inventory)
     rdir = run_dir(lab)
@@ -203,16 +217,7 @@ def down(inventory):
     for name in names:
         pid_file = f"{name}.pid"
         overlay = os.path.join(rdir, f"{name}.qcow2")
-        pid = alive(os.path.join(rdir, pid_file), overlay)
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                if not alive(os.path.join(rdir, pid_file), overlay):
-                    break
-                time.sleep(0.2)
-            else:
-                os.kill(pid, signal.SIGKILL)
-            stopped += 1
+        stopped += stop(os.path.join(rdir, pid_file), overlay, timeout=10)
         for leftover in (pid_file, f"{name}.qcow2", f"{name}.console.log"):
             path = os.path.join(rdir, leftover)
             if os.path.exists(path):
@@ -222,8 +227,19 @@ def down(inventory):
     log(f"lab {lab} removed ({stopped} VMs stopped)")
 
 
+def kill(inventory, node):
+    """Power cut: SIGKILL one VM (its disk stays); `up` boots it again."""
+    lab, _networks, nodes = load_inventory(inventory)
+    if node not in nodes:
+        sys.exit(f"vmlab: {node} is not a node of lab {lab}")
+    rdir = run_dir(lab)
+    if not stop(os.path.join(rdir, f"{node}.pid"), os.path.join(rdir, f"{node}.qcow2"), timeout=0):
+        sys.exit(f"vmlab: {node} is not running")
+    log(f"{node}: powered off")
+
+
 def main():
-    cli(__doc__, up, down, "inventories/kernel")
+    cli(__doc__, {"up": up, "down": down, "kill": kill}, "inventories/kernel")
 
 
 if __name__ == "__main__":

@@ -309,6 +309,13 @@ def _build_plan(nodes, hubs, ledger):
             "ikemesh_tunnel_mode",
             "vxlan mode is for the libipsec backend; with the kernel backend use xfrm (or vti)",
         )
+    if tunnel_mode in ("xfrm", "vti") and backend != "kernel":
+        raise PlanError(
+            origin.get("ikemesh_tunnel_mode"),
+            "ikemesh_tunnel_mode",
+            f"{tunnel_mode} interfaces are a kernel IPsec feature and need ikemesh_ipsec_backend: kernel; "
+            "with the libipsec backend use vxlan (route-based) or policy",
+        )
 
     # ---- overlay pool / prefix
     pool = settings["ikemesh_overlay_pool"]
@@ -648,7 +655,16 @@ def _build_plan(nodes, hubs, ledger):
             via_hub,
             hub_pair,
         )
-    any_ts = ["0.0.0.0/0" if version == 4 else "::/0"]
+    if tunnel_mode == "vti" and uversion != version:
+        # ip_vti carries IPv4 in IPv4 and ip6_vti IPv6 in IPv6; XFRM interfaces carry any mix.
+        raise PlanError(
+            origin.get("ikemesh_tunnel_mode"),
+            "ikemesh_tunnel_mode",
+            f"vti carries IPv{version} overlays only over an IPv{version} underlay (the underlay is "
+            f"IPv{uversion}); use ikemesh_tunnel_mode: xfrm",
+        )
+    # Route-based SAs carry whatever the routes send into the tunnel interface, of both families.
+    any_ts = ["0.0.0.0/0", "::/0"]
     if tunnel_mode == "vxlan":
         # VXLAN runs between the nodes' overlay addresses: each has a local address on its node, so
         # libipsec can route it, and it never collides with the IKE peer (underlay) address.

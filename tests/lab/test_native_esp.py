@@ -7,8 +7,13 @@ import pytest
 NATIVE_AEADS = ("rfc4106(gcm(aes))", "rfc7539esp(chacha20,poly1305)")
 
 
+def _hex_field(pattern, block):
+    found = re.search(pattern, block, re.M)
+    return int(found.group(1), 16) if found else None
+
+
 def _xfrm_states(text):
-    """Parse `ip xfrm state` into dicts (src, dst, proto, mode, aead, encap), without key material."""
+    """Parse `ip xfrm state` into dicts (src, dst, proto, mode, aead, encap, if_id, mark), without keys."""
     states = []
     for block in re.split(r"^(?=src )", text, flags=re.M):
         head = re.match(r"src (\S+) dst (\S+)", block)
@@ -24,6 +29,8 @@ def _xfrm_states(text):
                 "mode": proto.group(2) if proto else None,
                 "aead": aead.group(1) if aead else None,
                 "encap": bool(re.search(r"^\s+encap ", block, re.M)),
+                "if_id": _hex_field(r"^\s+if_id (0x[0-9a-f]+)", block),
+                "mark": _hex_field(r"^\s+mark (0x[0-9a-f]+)/", block),
             }
         )
     return states
@@ -48,3 +55,7 @@ def test_every_peer_pair_has_native_esp_sas_in_the_kernel(lab_plan, lab_host):
                     assert state["proto"] == "esp" and state["mode"] == "tunnel", f"{name}: {state}"
                     assert state["aead"] in NATIVE_AEADS, f"{name}: {src} -> {dst}: {state}"
                     assert not state["encap"], f"{name}: {src} -> {dst} is UDP-encapsulated: {state}"
+                    # route-based: the SA belongs to the peer's tunnel interface ikm<if_id>
+                    binding = {"xfrm": "if_id", "vti": "mark"}.get(lab_plan["tunnel_mode"])
+                    if binding:
+                        assert state[binding] == peer["if_id"], f"{name}: {src} -> {dst}: {binding} {state}"

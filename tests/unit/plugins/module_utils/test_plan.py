@@ -236,7 +236,7 @@ def test_partial_mesh():
 def test_route_based_modes(mode):
     plan = build_plan(inventory(["a", "b", "c"], ikemesh_tunnel_mode=mode))
     ab = peer(plan, "a", "b")
-    assert ab["local_ts"] == ab["remote_ts"] == ["0.0.0.0/0"]
+    assert ab["local_ts"] == ab["remote_ts"] == ["0.0.0.0/0", "::/0"]
     # pair link number k = j*(j-1)//2 + i: (0,1) -> 0, (0,2) -> 1, (1,2) -> 2
     assert ab["link_address"] == "169.254.0.0/31" and ab["link_peer_address"] == "169.254.0.1/31"
     assert peer(plan, "c", "b")["link_address"] == "169.254.0.5/31"
@@ -252,6 +252,18 @@ def test_route_based_modes(mode):
             "policy mode cannot relay through hubs with the libipsec backend",
         ),
         ({"ikemesh_tunnel_mode": "vxlan"}, "vxlan mode is for the libipsec backend"),
+        (
+            {"ikemesh_tunnel_mode": "xfrm", "ikemesh_ipsec_backend": "libipsec"},
+            "xfrm interfaces are a kernel IPsec feature",
+        ),
+        (
+            {"ikemesh_tunnel_mode": "vti", "ikemesh_ipsec_backend": "libipsec"},
+            "vti interfaces are a kernel IPsec feature",
+        ),
+        (
+            {"ikemesh_tunnel_mode": "vti", "ikemesh_overlay_pool": "fd00:99::/48"},
+            "vti carries IPv6 overlays only over an IPv6 underlay",
+        ),
     ],
 )
 def test_mode_backend_combinations_that_cannot_work(settings, message):
@@ -284,7 +296,7 @@ def test_ipv6_pool():
     assert a["overlay_subnet"] == "fd00:99::/64"
     assert a["overlay_address"] == "fd00:99::1"
     assert plan["nodes"]["b"]["overlay_subnet"] == "fd00:99:0:1::/64"
-    assert peer(plan, "a", "b")["local_ts"] == ["::/0"]
+    assert peer(plan, "a", "b")["local_ts"] == ["0.0.0.0/0", "::/0"]
     assert peer(plan, "a", "b")["link_address"] == "fe80::/127"
     assert a["mss"] == a["mtu"] - 60
     check_structure(plan)
