@@ -261,7 +261,8 @@ def test_removed_node_cannot_come_back(plan3, lab_host, run_playbook):
     # A peer that still holds its old connection (restored from a backup, or missed by the run).
     assert (
         keeper_host.run(
-            f"cp /root/stale-ikemesh-{NEW_NODE}.conf /etc/swanctl/conf.d/ && swanctl --load-conns"
+            f"cp /root/stale-ikemesh-{NEW_NODE}.conf /etc/swanctl/conf.d/ikemesh-{NEW_NODE}.conf"
+            " && swanctl --load-conns"
         ).rc
         == 0
     )
