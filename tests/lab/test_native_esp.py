@@ -55,7 +55,9 @@ def test_every_peer_pair_has_native_esp_sas_in_the_kernel(lab_plan, lab_host):
                     assert state["proto"] == "esp" and state["mode"] == "tunnel", f"{name}: {state}"
                     assert state["aead"] in NATIVE_AEADS, f"{name}: {src} -> {dst}: {state}"
                     assert not state["encap"], f"{name}: {src} -> {dst} is UDP-encapsulated: {state}"
-                    # route-based: the SA belongs to the peer's tunnel interface ikm<if_id>
-                    binding = {"xfrm": "if_id", "vti": "mark"}.get(lab_plan["tunnel_mode"])
-                    if binding:
+                    # route-based: the SA belongs to the peer's tunnel interface ikm<if_id> (xfrm:
+                    # if_id in both directions; vti: the mark on the outbound SA, the VTI's key)
+                    mode = lab_plan["tunnel_mode"]
+                    if mode == "xfrm" or (mode == "vti" and src == node["underlay_address"]):
+                        binding = "if_id" if mode == "xfrm" else "mark"
                         assert state[binding] == peer["if_id"], f"{name}: {src} -> {dst}: {binding} {state}"
