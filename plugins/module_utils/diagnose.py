@@ -327,31 +327,27 @@ def _pair_down_findings(plan, facts, a, b, cert_causes, explained=False):
     udp = _udp_evidence(facts, a, b)
     if udp:
         findings.append(_finding((a, b), udp[0], udp[1], _fix_udp(a, b)))
-    proposal = _proposal_mismatch(facts, a, b)
-    if proposal or "NO_PROPOSAL_CHOSEN" in notifies:
-        evidence = "; ".join(filter(None, [proposal] + notifies.get("NO_PROPOSAL_CHOSEN", [])[-1:]))
-        findings.append(
-            _finding(
-                (a, b),
-                "proposal_mismatch",
-                evidence,
-                f"give {a} and {b} at least one common IKE and ESP proposal "
-                "(ikemesh_swanctl_ike_proposals / ikemesh_swanctl_esp_proposals must be equal mesh-wide), "
-                "then reload",
-            )
-        )
-    ts = _ts_mismatch(plan, facts, a, b)
-    if ts or "TS_UNACCEPTABLE" in notifies:
-        evidence = "; ".join(filter(None, [ts] + notifies.get("TS_UNACCEPTABLE", [])[-1:]))
-        findings.append(
-            _finding(
-                (a, b),
-                "ts_mismatch",
-                evidence,
-                f"make {a}'s local_ts equal {b}'s remote_ts and vice versa (re-run site.yml: the plan "
-                "computes both sides), then reload and initiate",
-            )
-        )
+    # A mismatch shows in the configuration of both sides, in the peer's IKE notify, or in both.
+    for cause, config_evidence, notify, fix in (
+        (
+            "proposal_mismatch",
+            _proposal_mismatch(facts, a, b),
+            "NO_PROPOSAL_CHOSEN",
+            f"give {a} and {b} at least one common IKE and ESP proposal "
+            "(ikemesh_swanctl_ike_proposals / ikemesh_swanctl_esp_proposals must be equal mesh-wide), "
+            "then reload",
+        ),
+        (
+            "ts_mismatch",
+            _ts_mismatch(plan, facts, a, b),
+            "TS_UNACCEPTABLE",
+            f"make {a}'s local_ts equal {b}'s remote_ts and vice versa (re-run site.yml: the plan "
+            "computes both sides), then reload and initiate",
+        ),
+    ):
+        if config_evidence or notify in notifies:
+            evidence = "; ".join(filter(None, [config_evidence] + notifies.get(notify, [])[-1:]))
+            findings.append(_finding((a, b), cause, evidence, fix))
     if explained:
         return findings
     if not findings and "INVALID_ID_INFORMATION" in notifies:
