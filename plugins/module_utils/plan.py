@@ -22,6 +22,13 @@ an SA with and p(v) its primary hub (preferring hubs of its own region, chosen b
 * otherwise (no shared hub, or the destination is a hub without an SA) v goes through p(v), which
   sends to p(destination) over the hub-to-hub SA.
 
+Nodes behind NAT (ikemesh_behind_nat: true; their ikemesh_underlay_address is the inside address)
+cannot be dialled: such a node initiates every SA it has, its peers accept it from any address
+(bound to its certificate identity), and two such nodes never peer directly.  In hub_spoke and
+partial_mesh the pair is dropped from the adjacency like an ikemesh_excluded_peers pair, so it talks
+through a hub; a full_mesh has no relay, so two nodes behind NAT there are rejected, as are two hubs
+behind NAT and a node behind NAT whose hubs are all behind NAT.
+
 Non-hubs may have overlapping remote selectors on several hub SAs (the kernel picks one; each choice
 delivers), hubs never do: on a hub every destination matches exactly one outbound SA, so forwarding
 is deterministic and loop free.  Large selector sets of a non-hub are written as the smallest CIDR
@@ -91,6 +98,7 @@ NODE_FIELDS = (
     "ikemesh_extra_peers",
     "ikemesh_excluded_peers",
     "ikemesh_underlay_mtu",
+    "ikemesh_behind_nat",
 )
 _DEFAULT_LINK_POOL = {4: "169.254.0.0/16", 6: "fe80::/64"}
 _DEFAULT_PREFIX = {4: 24, 6: 64}
@@ -150,6 +158,29 @@ def _as_int(host, field, value, minimum=None, maximum=None):
     if maximum is not None and value > maximum:
         raise PlanError(host, field, f"must be <= {maximum}, got {value}")
     return value
+
+
+_BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+
+
+def _as_bool(host, field, value):
+    """A boolean as Ansible accepts it (true/false, yes/no, on/off, 1/0 as strings from INI inventories)."""
+    if isinstance(value, bool):
+        return value
+    key = value.strip().lower() if isinstance(value, str) else value if value in (0, 1) else None
+    result = _BOOLEANS.get(str(key)) if key is not None else None
+    if result is None:
+        raise PlanError(host, field, f"must be a boolean (true or false), got {value!r}")
+    return result
 
 
 def _as_name_list(host, field, value):
@@ -388,6 +419,7 @@ def _build_plan(nodes, hubs, ledger):
     underlay = [None] * n
     underlay_version = None
     umtu = [1500] * n
+    nat = [False] * n
     override = {}  # position -> (start, end)
     seen_ident = {}
     seen_underlay = {}
@@ -443,15 +475,21 @@ def _build_plan(nodes, hubs, ledger):
                 f"{addr} lies inside the overlay pool {pool.with_prefixlen}; the underlay must not be "
                 "routed through the tunnels",
             )
+        behind = hv.get("ikemesh_behind_nat")
+        if behind is not None:
+            nat[a] = _as_bool(host, "ikemesh_behind_nat", behind)
         text = str(addr)
-        if text in seen_underlay:
+        # Nodes behind NAT are never dialled at their (inside) address, so two of them behind
+        # different NAT routers may share one; every address peers dial must be unique.
+        other = seen_underlay.get(text)
+        if other is not None and not (nat[a] and nat[other[1]]):
             raise PlanError(
                 host,
                 "ikemesh_underlay_address",
-                f"{text} is already the underlay address of host {seen_underlay[text]}; "
+                f"{text} is already the underlay address of host {other[0]}; "
                 "underlay addresses must be unique",
             )
-        seen_underlay[text] = host
+        seen_underlay[text] = (host, a)
         underlay[a] = text
 
         mtu = hv.get("ikemesh_underlay_mtu")
@@ -628,6 +666,42 @@ def _build_plan(nodes, hubs, ledger):
                                 host, field, f"{peer!r} is not a mesh node (not in ikemesh_nodes)"
                             )
 
+    # ---- nodes behind NAT: they initiate every SA they have, so two of them never peer directly
+    natted = [a for a in range(n) if nat[a]]
+    if len(natted) >= 2:
+        if adj is None:
+            raise PlanError(
+                names[natted[1]],
+                "ikemesh_behind_nat",
+                f"{names[natted[0]]} and {names[natted[1]]} are both behind NAT, so neither can reach the "
+                "other, and a full_mesh has no node that relays between them; use ikemesh_topology "
+                "hub_spoke or partial_mesh with a hub that is not behind NAT",
+            )
+        for a in natted:
+            for b in sorted(adj[a]):
+                if b < a or not nat[b]:
+                    continue
+                if is_hub[a] and is_hub[b]:
+                    raise PlanError(
+                        names[b],
+                        "ikemesh_behind_nat",
+                        f"hubs {names[a]} and {names[b]} are both behind NAT and cannot reach each other, "
+                        "but hubs must stay fully meshed; at most one hub may be behind NAT",
+                    )
+                # the pair talks through a hub, as if it were in ikemesh_excluded_peers
+                adj[a] = set(adj[a])
+                adj[a].discard(b)
+                adj[b] = set(adj[b])
+                adj[b].discard(a)
+        for a in natted:
+            if not is_hub[a] and not any(is_hub[b] for b in adj[a]):
+                raise PlanError(
+                    names[a],
+                    "ikemesh_behind_nat",
+                    "the node is behind NAT and so are all of its hubs, so it has no tunnel to any hub; "
+                    "give it a hub that is not behind NAT (ikemesh_spoke_hubs, or a hub in its region)",
+                )
+
     # ---- traffic selectors for policy mode through hubs
     via_hub = {}  # (non-hub v, hub h) -> remote_ts of v on its SA with h (== local_ts of h)
     hub_pair = {}  # (hub h1, hub h2) -> remote_ts of h1 on its SA with h2
@@ -676,7 +750,11 @@ def _build_plan(nodes, hubs, ledger):
     node_mtu = [None] * n
     for a in range(n):
         m = umtu[a]
-        if m not in mtu_cache:
+        # NAT-T puts ESP in UDP on every SA of a node behind NAT and on its peers' SAs with it
+        encap = backend == "libipsec" or (
+            bool(natted) and (nat[a] or any(nat[b] for b in (range(n) if adj is None else adj[a])))
+        )
+        if (m, encap) not in mtu_cache:
             try:
                 mtu = tunnel_mtu(
                     m,
@@ -684,14 +762,14 @@ def _build_plan(nodes, hubs, ledger):
                     overlay_ip_version=version,
                     cipher="aes-gcm",
                     mode="tunnel",
-                    udp_encap=backend == "libipsec",
+                    udp_encap=encap,
                     extra_encap=_VXLAN_OVERHEAD[version] if tunnel_mode == "vxlan" else 0,
                     max_mtu=_LIBIPSEC_MTU if backend == "libipsec" else None,
                 )
             except ValueError as exc:
                 raise PlanError(names[a], "ikemesh_underlay_mtu", str(exc)) from None
-            mtu_cache[m] = (mtu, tcp_mss(mtu, version))
-        node_mtu[a] = mtu_cache[m]
+            mtu_cache[m, encap] = (mtu, tcp_mss(mtu, version))
+        node_mtu[a] = mtu_cache[m, encap]
 
     # ---- output
     base = []
@@ -706,6 +784,7 @@ def _build_plan(nodes, hubs, ledger):
                 "asn": asn_base + index[a],
                 "is_hub": is_hub[a],
                 "if_id": index[a] + 1,
+                "behind_nat": nat[a],
             }
         )
     forwarding = topology != "full_mesh"
@@ -735,7 +814,11 @@ def _build_plan(nodes, hubs, ledger):
                 continue
             ib = index[b]
             # hub_spoke: the spoke initiates to its hubs; otherwise the name sorting first
-            initiator = (not hub_a) if hub_spoke and hub_a != is_hub[b] else a < b
+            # a node behind NAT always initiates (nobody can dial it)
+            if nat[a] != nat[b]:
+                initiator = nat[a]
+            else:
+                initiator = (not hub_a) if hub_spoke and hub_a != is_hub[b] else a < b
             if route_based:
                 if b > a:
                     k = ib * (ib - 1) // 2 + ia if ia < ib else ia * (ia - 1) // 2 + ib
