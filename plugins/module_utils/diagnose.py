@@ -24,6 +24,11 @@ node's clock offset is measured without trusting any single node.
 
 import re
 
+try:  # both import styles: inside the collection and standalone
+    from ansible_collections.ikemesh.mesh.plugins.module_utils.table import text_table
+except ImportError:  # pragma: no cover
+    from .table import text_table
+
 CAUSES = {
     "charon_down": "charon is not running (or its VICI socket is missing)",
     "clock_skew": "the clocks differ",
@@ -559,7 +564,4 @@ def mesh_summary(plan, statuses):
             )
             problems += [f"unexpected SA {conn}" for conn in unexpected]
         rows.append((name, str(len(peers)), f"{len(up)}/{len(peers)}", "; ".join(problems) or "-"))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return [
-        "  ".join([cell.ljust(w) for cell, w in zip(row[:3], widths)] + [row[3]]).rstrip() for row in rows
-    ]
+    return text_table(rows, rule=False)

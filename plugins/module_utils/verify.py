@@ -10,6 +10,11 @@ Inputs are the node's slice of the mesh plan, the ``connections`` returned by th
 and, in the route-based modes, the BGP neighbours' states (link address -> state).
 """
 
+try:  # both import styles: inside the collection and standalone
+    from ansible_collections.ikemesh.mesh.plugins.module_utils.table import text_table
+except ImportError:  # pragma: no cover
+    from .table import text_table
+
 ESTABLISHED = "ESTABLISHED"
 INSTALLED = "INSTALLED"
 
@@ -132,9 +137,7 @@ def summary_table(reports):
                 "OK" if r["ok"] else "FAIL",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = text_table(rows)
     for node in sorted(reports):
         lines += [f"{node}: {problem}" for problem in reports[node]["problems"]]
     return lines
