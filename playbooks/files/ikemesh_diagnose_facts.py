@@ -10,7 +10,7 @@ whether every peer's charon answers on UDP 500 and 4500 (an IKE_SA_INIT offering
 set no peer accepts: charon answers NO_PROPOSAL_CHOSEN without creating anything).
 
 Usage: ikemesh_diagnose_facts.py '<json>' with keys underlay_address, overlay_address, since (epoch),
-cert, intermediate, root (paths), conf_dir, peers [{name, underlay_address, overlay_address}].
+cert, intermediate, root (paths), conf_dir, peers [{name, underlay_address, overlay_address, behind_nat}].
 """
 
 import concurrent.futures
@@ -266,7 +266,13 @@ def ike_probe(source, target, port, timeout=1.5, tries=2):
 
 def udp_probes(source, peers):
     """{peer: {"500": answered, "4500": answered}}, probed in parallel (unanswered ones wait)."""
-    jobs = [(peer["name"], peer["underlay_address"], port) for peer in peers for port in (500, 4500)]
+    # A peer behind NAT can not be dialled at its (inside) address: only its own probes towards us count.
+    jobs = [
+        (peer["name"], peer["underlay_address"], port)
+        for peer in peers
+        if not peer.get("behind_nat")
+        for port in (500, 4500)
+    ]
     result = {peer["name"]: {} for peer in peers}
     if not jobs:
         return result
