@@ -1,6 +1,7 @@
 """Day-2 lifecycle on the live lab (molecule/lifecycle), in order: add a node, remove it, rotate every
-node certificate, canary rollout. Each operation runs the way a user runs it (ansible-playbook on the
-command line) and each test prints what it measured (IKE SA ids before/after, lost pings, ...).
+node certificate, rotate the intermediate CA, canary rollout. Each operation runs the way a user runs
+it (ansible-playbook on the command line) and each test prints what it measured (IKE SA ids
+before/after, lost pings, ...).
 
 The tests depend on each other's end state (a lifecycle), so they run in file order.
 """
@@ -319,11 +320,12 @@ def peer_certificates(host):
     return certs
 
 
-def test_forced_rotation_loses_no_ping(plan3, lab_host, run_playbook):
-    """A forced rotation of every node certificate (rotate_certificates.yml with
-    ikemesh_pki_renew_issued_before=now) under continuous pings across the mesh: 0 lost, every node on
-    a new serial, every live IKE SA (re)authenticated after its node's new certificate was loaded."""
-    rotate = os.path.join(ROOT, "playbooks", "rotate_certificates.yml")
+def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cache=True):
+    """Run a rotation playbook (forcing every certificate issued before now) under continuous pings
+    across the mesh; assert and report: 0 pings lost, every node on a new serial, every live IKE SA
+    (re)authenticated after the rotation began, with the peer's new certificate. A second run with
+    the same cutoff changes nothing (cache=False: the caller proves the certificates used instead of
+    the certificate cache). Returns the rotation's start (epoch s) and the node serials after it."""
     nodes = sorted(plan3["nodes"])
     before = {node: node_serial(lab_host(node)) for node in nodes}
     started = int(lab_host(nodes[0]).run("date +%s").stdout)
@@ -333,26 +335,26 @@ def test_forced_rotation_loses_no_ping(plan3, lab_host, run_playbook):
         assert lab_host(node).run("swanctl --flush-certs --type x509").rc == 0, node
     pings = Pings(plan3)
     pings.start()
-    rc, output, recap, seconds = playbook(
-        run_playbook, rotate, [INVENTORY], "-e", f"ikemesh_pki_renew_issued_before={cutoff}"
-    )
+    rc, output, recap, seconds = playbook(run_playbook, path, [INVENTORY], "-e", f"{variable}={cutoff}")
     time.sleep(3)
     results = pings.stop()
     assert rc == 0, output[-6000:]
     lost = {f"{a}->{b}": sent - received for (a, b), (sent, received) in results.items()}
     sent = sum(s for s, _r in results.values())
     after = {node: node_serial(lab_host(node)) for node in nodes}
-    report(f"rotation: rotate_certificates.yml {seconds:.0f} s; serials before {before} after {after}")
-    report(f"rotation: {sent} pings sent across {len(results)} pairs, lost per pair {lost}")
+    report(f"{label}: {os.path.basename(path)} {seconds:.0f} s; serials before {before} after {after}")
+    report(f"{label}: {sent} pings sent across {len(results)} pairs, {sum(lost.values())} lost: {lost}")
     for node in nodes:
         assert after[node] != before[node], node
         sas = ike_sas(lab_host(node))
         assert set(sas) == {p["name"] for p in plan3["nodes"][node]["peers"]}, (node, sas)
         established = {name: at for name, entries in sas.items() for _uid, at in entries}
-        report(f"rotation: {node} IKE SAs established at {established} (rotation started {started})")
+        report(f"{label}: {node} IKE SAs established at {established} (rotation started {started})")
         assert all(at >= started for at in established.values()), (node, established)
+        if not cache:
+            continue
         received = peer_certificates(lab_host(node))
-        report(f"rotation: {node} verified peer certificates since the rotation began {received}")
+        report(f"{label}: {node} verified peer certificates since the rotation began {received}")
         for peer in plan3["nodes"][node]["peers"]:
             # The SA that replaced the pair last authenticated the peer's new certificate (the cache
             # may also hold the peer's old one, from this node's own earlier turn in the rotation).
@@ -361,13 +363,98 @@ def test_forced_rotation_loses_no_ping(plan3, lab_host, run_playbook):
                 peer,
                 received,
             )
-    assert sum(lost.values()) == 0, lost
-    rc, output, recap, seconds = playbook(
-        run_playbook, rotate, [INVENTORY], "-e", f"ikemesh_pki_renew_issued_before={cutoff}"
-    )
+    rc, output, recap, seconds = playbook(run_playbook, path, [INVENTORY], "-e", f"{variable}={cutoff}")
     assert rc == 0, output[-6000:]
-    report(f"rotation: second run {seconds:.0f} s, changed per host {[(h, c) for h, c, _u, _f in recap]}")
+    report(f"{label}: second run {seconds:.0f} s, changed per host {[(h, c) for h, c, _u, _f in recap]}")
     assert all(changed == 0 for _h, changed, _u, _f in recap), recap
+    assert sum(lost.values()) == 0, lost  # last, so that a loss does not hide the other findings
+    return started, after
+
+
+def test_forced_rotation_loses_no_ping(plan3, lab_host, run_playbook):
+    """A forced rotation of every node certificate (rotate_certificates.yml with
+    ikemesh_pki_renew_issued_before=now) under continuous pings across the mesh: 0 lost, every node on
+    a new serial, every live IKE SA (re)authenticated after its node's new certificate was loaded."""
+    rotate = os.path.join(ROOT, "playbooks", "rotate_certificates.yml")
+    rotate_under_pings(plan3, lab_host, run_playbook, "rotation", rotate, "ikemesh_pki_renew_issued_before")
+
+
+def ca_key_ids(path):
+    """(subject key id, authority key id) of a PEM certificate on the controller, hex."""
+    from cryptography import x509
+
+    with open(path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier.hex()
+    return ski, aki
+
+
+def peer_auth_chains(host, since):
+    """Peer name -> name of the intermediate CA through which charon last authenticated that peer
+    since the epoch second `since`, from charon's log (the certificate cache cannot show it: retiring
+    the previous intermediate reloads the credentials with --clear, which empties it)."""
+    log = host.run(f"journalctl -u strongswan --no-pager -o cat --since @{since}").stdout
+    chains, intermediate = {}, None
+    for line in log.splitlines():
+        line = line.strip()
+        if line.startswith("using trusted intermediate ca certificate"):
+            intermediate = line.split('"')[1].removeprefix("CN=")
+            continue
+        peer_ok = line.startswith("authentication of '") and line.endswith(" successful")
+        if peer_ok and "(myself)" not in line:  # a peer, authenticated through the chain just logged
+            chains[line.split("'")[1]] = intermediate
+    return chains
+
+
+def ca_name(path):
+    from cryptography import x509
+
+    with open(path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    return cert.subject.rfc4514_string().removeprefix("CN=")
+
+
+def test_intermediate_rotation_loses_no_ping(plan3, lab_host, run_playbook):
+    """rotate_intermediate.yml (forced) under continuous pings: a new intermediate from the same root,
+    every node certificate reissued under it, the old intermediate retired from the nodes and the
+    controller, 0 pings lost, every live SA authenticated with the new certificates."""
+    rotate = os.path.join(ROOT, "playbooks", "rotate_intermediate.yml")
+    pki = os.path.join(SCENARIO, "inventory", "ikemesh_pki")
+    nodes = sorted(plan3["nodes"])
+    old_ski, root_ski = ca_key_ids(os.path.join(pki, "intermediate-ca.crt"))
+    old_name = ca_name(os.path.join(pki, "intermediate-ca.crt"))
+    started, _after = rotate_under_pings(
+        plan3,
+        lab_host,
+        run_playbook,
+        "intermediate",
+        rotate,
+        "ikemesh_pki_intermediate_renew_issued_before",
+        cache=False,
+    )
+    new_ski, new_root = ca_key_ids(os.path.join(pki, "intermediate-ca.crt"))
+    new_name = ca_name(os.path.join(pki, "intermediate-ca.crt"))
+    report(f"intermediate: {old_name!r} replaced by {new_name!r}")
+    assert new_name != old_name
+    for node in nodes:
+        chains = peer_auth_chains(lab_host(node), started)
+        report(f"intermediate: {node} last authenticated its peers through {chains}")
+        assert chains == {p["name"]: new_name for p in plan3["nodes"][node]["peers"]}, (node, chains)
+    issuers = {node: ca_key_ids(os.path.join(pki, "issued", f"{node}.crt"))[1] for node in nodes}
+    leftovers = sorted(name for name in os.listdir(pki) if name.startswith("intermediate-ca-prev"))
+    report(
+        f"intermediate: old key id {old_ski}, new {new_ski} (root {new_root}); node certificates issued by"
+        f" {issuers}; previous intermediate left on the controller: {leftovers}"
+    )
+    assert new_ski != old_ski and new_root == root_ski
+    assert set(issuers.values()) == {new_ski}, issuers
+    assert leftovers == []
+    for node in nodes:
+        host = lab_host(node)
+        assert not host.file("/etc/swanctl/x509ca/ikemesh-intermediate-ca-prev.crt").exists, node
+        cas = host.run("swanctl --list-certs --type x509ca").stdout
+        assert cas.count("intermediate CA") == 1, (node, cas)
 
 
 def test_canary_rollout_stops_at_a_broken_canary(plan3, lab_host, run_playbook):
