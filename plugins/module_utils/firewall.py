@@ -151,8 +151,13 @@ def firewall_ruleset(plan, host, strict=False, mss_clamp=True, extra_ike_sources
     node_nat = bool(node.get("behind_nat"))
     peers = node["peers"]
 
+    # a peer behind NAT never sends from its own (inside) address: it is not listed
     ike = sorted(
-        {_address(host, f"peer {p['name']} underlay_address", p["underlay_address"], uversion) for p in peers}
+        {
+            _address(host, f"peer {p['name']} underlay_address", p["underlay_address"], uversion)
+            for p in peers
+            if not p.get("behind_nat")
+        }
         | {_address(host, "extra_ike_sources", a, uversion) for a in extra_ike_sources}
     )
     ike_from_anyone = any(p.get("behind_nat") for p in peers)

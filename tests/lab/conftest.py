@@ -4,6 +4,7 @@ Run by molecule's verifier, or by hand:
   pytest tests/lab --lab-inventory molecule/default/inventory/hosts.yml
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,7 +22,10 @@ VICI_SOURCE = os.path.join(ROOT, "plugins", "module_utils", "vici.py")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--lab-inventory", default=os.environ.get("IKEMESH_LAB_INVENTORY", "inventories/lab"))
+    # A scenario's own conftest (molecule/*/tests) loads this file too and may have registered it first.
+    with contextlib.suppress(ValueError):
+        default = os.environ.get("IKEMESH_LAB_INVENTORY", "inventories/lab")
+        parser.addoption("--lab-inventory", default=default)
 
 
 def _inventory(path):

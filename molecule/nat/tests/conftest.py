@@ -2,7 +2,6 @@
 (pytest only applies a conftest to the tests below it). The verifier runs these tests together with
 tests/lab, whose conftest already registers --lab-inventory."""
 
-import contextlib
 import importlib.util
 import os
 
@@ -17,9 +16,7 @@ _lab = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_lab)
 
 
-def pytest_addoption(parser):
-    with contextlib.suppress(ValueError):  # already added by tests/lab/conftest.py in the same run
-        _lab.pytest_addoption(parser)
+pytest_addoption = _lab.pytest_addoption  # tolerates a second registration in the same run
 
 
 lab_inventory = _lab.lab_inventory

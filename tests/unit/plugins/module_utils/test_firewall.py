@@ -82,6 +82,9 @@ def test_peer_behind_nat_ike_from_anyone_no_esp_from_it():
     assert "udp dport { 500, 4500 } counter drop" not in inp
     esp = text[text.index("set esp_peers") : text.index("chain input")]
     assert "203.0.113.12" in esp and "203.0.113.13" not in esp
+    # n3's own (inside) address never shows up as a source: it is not listed as an IKE peer
+    ike = text[text.index("set ike_peers") : text.index("set esp_peers")]
+    assert "203.0.113.12" in ike and "203.0.113.13" not in ike
     # the node behind NAT itself: all its SAs are encapsulated, no ESP from anyone
     natted = firewall_ruleset(plan, "n3")
     esp = natted[natted.index("set esp_peers") : natted.index("chain input")]
