@@ -81,7 +81,7 @@ unit: venv
 # and strongSwan 5.9's make-before-break reauthentication loses the few packets the IKE_AUTH responder
 # sends before the initiator has installed the new SA (README "Day-2 operations"). Its other tests have
 # passed one at a time, not yet in one end-to-end run. Run it with `molecule test -s lifecycle`.
-MOLECULE_SCENARIOS := default hub_spoke partial_mesh kernel
+MOLECULE_SCENARIOS := default hub_spoke partial_mesh nat kernel
 molecule: venv
 	set -e; for scenario in $(MOLECULE_SCENARIOS); do $(AS_ROOT) molecule test -s $$scenario; done
 

@@ -19,7 +19,7 @@ if [ -f "$out/.complete" ]; then
 fi
 mirror="${IKEMESH_LAB_MIRROR:-http://deb.debian.org/debian}"
 base_packages="systemd,systemd-sysv,udev,dbus,kmod,initramfs-tools,openssh-server,python3,python3-apt,iproute2,iputils-ping,procps,ca-certificates,less,nftables,tcpdump,iperf3"
-product_packages="charon-systemd strongswan-swanctl libstrongswan-standard-plugins libstrongswan-extra-plugins libcharon-extra-plugins python3-cryptography frr"
+product_packages="charon-systemd strongswan-swanctl libstrongswan-standard-plugins libstrongswan-extra-plugins libcharon-extra-plugins python3-cryptography python3-prometheus-client frr"
 work="$(mktemp -d /var/tmp/ikemesh-vm.XXXXXX)"
 root="$work/root"
 cleanup() {
