@@ -5,7 +5,7 @@ KERNEL_INVENTORY ?= inventories/kernel
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := podman runc debootstrap golang-github-containernetworking-plugin-dnsname python3-venv \
-  qemu-system-x86 qemu-utils openssh-client e2fsprogs shellcheck graphviz prometheus
+  qemu-system-x86 qemu-utils openssh-client e2fsprogs shellcheck graphviz prometheus nftables
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
