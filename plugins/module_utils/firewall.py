@@ -37,7 +37,6 @@ __all__ = ["FirewallError", "firewall_ruleset", "tunnel_interfaces"]
 
 IKE_PORTS = (500, 4500)
 LIBIPSEC_DEVICE = "ipsec0"
-LINK_PREFIX = "ikm"
 _ROUTE_BASED = ("vxlan", "xfrm", "vti")
 
 
@@ -62,7 +61,7 @@ def tunnel_interfaces(plan, host):
     node = _node(plan, host)
     names = []
     if plan["tunnel_mode"] in _ROUTE_BASED:
-        names += [f"{LINK_PREFIX}{peer['if_id']}" for peer in node["peers"]]
+        names += [peer["link"] for peer in node["peers"]]
     if plan["ipsec_backend"] == "libipsec":
         names.append(LIBIPSEC_DEVICE)
     return names
@@ -117,7 +116,7 @@ def _clamp_rules(plan, node, version):
             for peer in node["peers"]:
                 mtu = peer.get("mtu")
                 mss = default_mss if mtu is None or mtu == node["mtu"] else tcp_mss(mtu, family)
-                by_mss.setdefault(mss, []).append(f"{LINK_PREFIX}{peer['if_id']}")
+                by_mss.setdefault(mss, []).append(peer["link"])
             for mss, names in sorted(by_mss.items()):
                 rules.append(("out", f"meta nfproto {proto} oifname {_quoted(names)}", mss))
                 rules.append(("in", f"meta nfproto {proto} iifname {_quoted(names)}", mss))

@@ -106,6 +106,9 @@ _BITS = {4: 32, 6: 128}
 _MAX_ASN = 4294967295
 _VXLAN_OVERHEAD = {4: 50, 6: 70}
 _LIBIPSEC_MTU = 1400
+# Route-based modes: the tunnel link to a peer is "ikm<if_id>"; the tunnel role creates (and only ever
+# deletes) links with this prefix, the firewall names them.
+LINK_PREFIX = "ikm"
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _DNS_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\Z")
@@ -855,6 +858,7 @@ def _build_plan(nodes, hubs, ledger):
                     local, remote = own, via_hub[a, b]
             entry = base[b].copy()
             entry["initiator"] = initiator
+            entry["link"] = f"{LINK_PREFIX}{entry['if_id']}" if route_based else None
             entry["link_address"] = link_address
             entry["link_peer_address"] = link_peer
             # VXLAN network identifier of the pair's link (the link number + 1; 0 is not a VNI)

@@ -54,8 +54,9 @@ def check_structure(plan):
             assert peer["link_address"] == back["link_peer_address"]
             assert peer["link_peer_address"] == back["link_address"]
             if plan["tunnel_mode"] == "policy":
-                assert peer["link_address"] is None
+                assert peer["link_address"] is None and peer["link"] is None
             else:
+                assert peer["link"] == f"ikm{peer['if_id']}"
                 mine = ipaddress.ip_interface(peer["link_address"])
                 theirs = ipaddress.ip_interface(peer["link_peer_address"])
                 assert mine.network == theirs.network
@@ -159,6 +160,7 @@ def test_peer_entry_keys():
         "is_hub",
         "behind_nat",
         "if_id",
+        "link",
         "link_address",
         "link_peer_address",
         "vni",
