@@ -8,6 +8,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 export CONTAINERS_CONF="$here/containers.conf"
 tag="$(sha256sum "$0" | cut -c1-12)"
 image="localhost/ikemesh-lab-node:$tag"
+# Scenarios that run in parallel build the image once: the second waits here, then finds it.
+exec 9>/var/lock/ikemesh-lab-image.lock
+flock 9
 if podman image exists "$image"; then
   echo "$image"
   exit 0
