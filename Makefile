@@ -63,8 +63,8 @@ lab-kernel-down: venv
 test: lint unit molecule
 
 lint: venv
-	ruff check plugins tests lab benchmarks tools
-	ruff format --check plugins tests lab benchmarks tools
+	ruff check plugins tests lab benchmarks tools molecule
+	ruff format --check plugins tests lab benchmarks tools molecule
 	ansible-lint --profile production
 	$(MAKE) sanity
 

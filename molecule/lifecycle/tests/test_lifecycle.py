@@ -324,10 +324,11 @@ def peer_certificates(host):
 
 def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cache=True):
     """Run a rotation playbook (forcing every certificate issued before now) under continuous pings
-    across the mesh; assert and report: at most 2 pings lost per reauthenticated IKE SA, every node on a new serial, every live IKE SA
-    (re)authenticated after the rotation began, with the peer's new certificate. A second run with
-    the same cutoff changes nothing (cache=False: the caller proves the certificates used instead of
-    the certificate cache). Returns the rotation's start (epoch s) and the node serials after it."""
+    across the mesh; assert and report: at most 2 pings lost per reauthenticated IKE SA, every node on
+    a new serial, every live IKE SA (re)authenticated after the rotation began, with the peer's new
+    certificate. A second run with the same cutoff changes nothing (cache=False: the caller proves the
+    certificates used instead of the certificate cache). Returns the rotation's start (epoch s) and
+    the node serials after it."""
     nodes = sorted(plan3["nodes"])
     before = {node: node_serial(lab_host(node)) for node in nodes}
     started = int(lab_host(nodes[0]).run("date +%s").stdout)
@@ -382,8 +383,8 @@ def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cac
 def test_forced_rotation_under_pings(plan3, lab_host, run_playbook):
     """A forced rotation of every node certificate (rotate_certificates.yml with
     ikemesh_pki_renew_issued_before=now) under continuous pings across the mesh: pings lost only in the
-    reauthentication windows (at most 2 per IKE SA), every node on
-    a new serial, every live IKE SA (re)authenticated after its node's new certificate was loaded."""
+    reauthentication windows (at most 2 per IKE SA), every node on a new serial, every live IKE SA
+    (re)authenticated after its node's new certificate was loaded."""
     rotate = os.path.join(ROOT, "playbooks", "rotate_certificates.yml")
     rotate_under_pings(plan3, lab_host, run_playbook, "rotation", rotate, "ikemesh_pki_renew_issued_before")
 
@@ -427,7 +428,8 @@ def ca_name(path):
 def test_intermediate_rotation_under_pings(plan3, lab_host, run_playbook):
     """rotate_intermediate.yml (forced) under continuous pings: a new intermediate from the same root,
     every node certificate reissued under it, the old intermediate retired from the nodes and the
-    controller, pings lost only in the reauthentication windows, every live SA authenticated with the new certificates."""
+    controller, pings lost only in the reauthentication windows, every live SA authenticated with the
+    new certificates."""
     rotate = os.path.join(ROOT, "playbooks", "rotate_intermediate.yml")
     pki = os.path.join(SCENARIO, "inventory", "ikemesh_pki")
     nodes = sorted(plan3["nodes"])
