@@ -106,6 +106,9 @@ _BITS = {4: 32, 6: 128}
 _MAX_ASN = 4294967295
 _VXLAN_OVERHEAD = {4: 50, 6: 70}
 _LIBIPSEC_MTU = 1400
+# Kernel route-based modes differ only in the local tunnel interface (the SAs on the wire are the same),
+# so nodes may mix them: vti where a kernel lacks XFRM interfaces (before 4.19), xfrm elsewhere.
+_INTERFACE_MODES = ("xfrm", "vti")
 # Route-based modes: the tunnel link to a peer is "ikm<if_id>"; the tunnel role creates (and only ever
 # deletes) links with this prefix, the firewall names them.
 LINK_PREFIX = "ikm"
@@ -261,14 +264,18 @@ def _mesh_settings(nodes):
             prev = found.get(field)
             if prev is None:
                 found[field] = (value, host)
-            elif prev[0] != value:
+            elif prev[0] != value and not (
+                field == "ikemesh_tunnel_mode" and {prev[0], value} <= set(_INTERFACE_MODES)
+            ):
                 shown = value.with_prefixlen if hasattr(value, "with_prefixlen") else value
                 other = prev[0].with_prefixlen if hasattr(prev[0], "with_prefixlen") else prev[0]
+                mixable = " (only xfrm and vti may differ per node)" if field == "ikemesh_tunnel_mode" else ""
                 raise PlanError(
                     host,
                     field,
-                    f"{shown!r} differs from {other!r} set on host {prev[1]}; this is a mesh-wide setting "
-                    "and must be equal on every node (set it once in group_vars of ikemesh_nodes or all)",
+                    f"{shown!r} differs from {other!r} set on host {prev[1]}; this is a mesh-wide "
+                    f"setting and must be equal on every node{mixable} (set it once in group_vars of "
+                    "ikemesh_nodes or all)",
                 )
     return {field: found[field][0] if field in found else None for field in MESH_WIDE_FIELDS}, {
         field: found[field][1] for field in found
@@ -327,6 +334,16 @@ def _build_plan(nodes, hubs, ledger):
     topology = _choice(settings, origin, "ikemesh_topology")
     tunnel_mode = _choice(settings, origin, "ikemesh_tunnel_mode")
     backend = _choice(settings, origin, "ikemesh_ipsec_backend")
+    node_mode = {}  # host -> its tunnel interface mode (xfrm or vti); unset: the mesh's
+    if tunnel_mode in _INTERFACE_MODES:
+        own = {}
+        for host in names_in:
+            value = nodes[host].get("ikemesh_tunnel_mode")
+            if value is not None:
+                own[host] = _as_str(host, "ikemesh_tunnel_mode", value)
+        if len(set(own.values())) > 1:
+            tunnel_mode = "xfrm"  # a mesh mixing both is an xfrm mesh with some vti nodes
+        node_mode = {host: own.get(host, tunnel_mode) for host in names_in}
     route_based = tunnel_mode != "policy"
     if tunnel_mode == "policy" and backend == "libipsec" and topology != "full_mesh":
         # libipsec installs a route per outbound policy and needs a local address inside each local
@@ -343,7 +360,7 @@ def _build_plan(nodes, hubs, ledger):
             "ikemesh_tunnel_mode",
             "vxlan mode is for the libipsec backend; with the kernel backend use xfrm (or vti)",
         )
-    if tunnel_mode in ("xfrm", "vti") and backend != "kernel":
+    if tunnel_mode in _INTERFACE_MODES and backend != "kernel":
         raise PlanError(
             origin.get("ikemesh_tunnel_mode"),
             "ikemesh_tunnel_mode",
@@ -732,10 +749,11 @@ def _build_plan(nodes, hubs, ledger):
             via_hub,
             hub_pair,
         )
-    if tunnel_mode == "vti" and uversion != version:
+    vti_nodes = [host for host in names if node_mode.get(host) == "vti"]
+    if vti_nodes and uversion != version:
         # ip_vti carries IPv4 in IPv4 and ip6_vti IPv6 in IPv6; XFRM interfaces carry any mix.
         raise PlanError(
-            origin.get("ikemesh_tunnel_mode"),
+            vti_nodes[0],
             "ikemesh_tunnel_mode",
             f"vti carries IPv{version} overlays only over an IPv{version} underlay (the underlay is "
             f"IPv{uversion}); use ikemesh_tunnel_mode: xfrm",
@@ -869,6 +887,7 @@ def _build_plan(nodes, hubs, ledger):
         node = base[a].copy()
         del node["if_id"]
         node["index"] = ia
+        node["tunnel_mode"] = node_mode.get(names[a], tunnel_mode)
         node["region"] = region[a]
         node["forwards"] = forwarding and hub_a
         node["underlay_mtu"] = umtu[a]

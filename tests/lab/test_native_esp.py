@@ -57,7 +57,23 @@ def test_every_peer_pair_has_native_esp_sas_in_the_kernel(lab_plan, lab_host):
                     assert not state["encap"], f"{name}: {src} -> {dst} is UDP-encapsulated: {state}"
                     # route-based: the SA belongs to the peer's tunnel interface ikm<if_id> (xfrm:
                     # if_id in both directions; vti: the mark on the outbound SA, the VTI's key)
-                    mode = lab_plan["tunnel_mode"]
+                    mode = node["tunnel_mode"]
                     if mode == "xfrm" or (mode == "vti" and src == node["underlay_address"]):
                         binding = "if_id" if mode == "xfrm" else "mark"
                         assert state[binding] == peer["if_id"], f"{name}: {src} -> {dst}: {binding} {state}"
+
+
+def test_tunnel_links_are_the_node_s_interface_kind(lab_plan, lab_host):
+    """xfrm: an XFRM interface with the peer's if_id; vti: a VTI whose key is the if_id (one mesh may mix)."""
+    if lab_plan["ipsec_backend"] == "libipsec" or lab_plan["tunnel_mode"] == "policy":
+        pytest.skip("no kernel tunnel interfaces: libipsec backend or policy mode")
+    for name in sorted(lab_plan["nodes"]):
+        node = lab_plan["nodes"][name]
+        for peer in node["peers"]:
+            details = lab_host(name).check_output("ip -d -o link show %s", peer["link"])
+            if node["tunnel_mode"] == "xfrm":
+                assert f"xfrm if_id {peer['if_id']:#x} " in details, f"{name}: {details}"
+            else:
+                key = ".".join(str(peer["if_id"] >> shift & 255) for shift in (24, 16, 8, 0))
+                expected = f"vti remote {peer['underlay_address']} local {node['underlay_address']} "
+                assert expected in details and f"ikey {key} okey {key} " in details, f"{name}: {details}"

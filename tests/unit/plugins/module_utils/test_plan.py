@@ -248,6 +248,37 @@ def test_route_based_modes(mode):
     check_structure(plan)
 
 
+def test_nodes_may_mix_xfrm_and_vti():
+    nodes = inventory(["a", "b", "c"], ikemesh_tunnel_mode="vti")
+    nodes["b"]["ikemesh_tunnel_mode"] = "xfrm"
+    del nodes["c"]["ikemesh_tunnel_mode"]
+    plan = build_plan(nodes)
+    # the SAs are the same on the wire; only the local interface differs
+    assert plan["tunnel_mode"] == "xfrm"
+    assert {name: node["tunnel_mode"] for name, node in plan["nodes"].items()} == {
+        "a": "vti",
+        "b": "xfrm",
+        "c": "xfrm",
+    }
+    assert peer(plan, "a", "b")["local_ts"] == ["0.0.0.0/0", "::/0"]
+    check_structure(plan)
+    plan = build_plan(inventory(["a", "b"], ikemesh_tunnel_mode="vti"))
+    assert plan["tunnel_mode"] == "vti" and plan["nodes"]["b"]["tunnel_mode"] == "vti"
+    assert build_plan(inventory(["a", "b"]))["nodes"]["a"]["tunnel_mode"] == "policy"
+
+
+def test_only_xfrm_and_vti_may_differ_per_node():
+    nodes = inventory(["a", "b", "c"], ikemesh_tunnel_mode="xfrm")
+    nodes["c"]["ikemesh_tunnel_mode"] = "policy"
+    exc = _error(nodes)
+    assert (exc.host, exc.field) == ("c", "ikemesh_tunnel_mode")
+    assert "only xfrm and vti may differ per node" in exc.message
+    nodes = inventory(["a", "b", "c"], ikemesh_tunnel_mode="xfrm", ikemesh_overlay_pool="fd00:99::/48")
+    nodes["b"]["ikemesh_tunnel_mode"] = "vti"
+    exc = _error(nodes)
+    assert (exc.host, exc.field) == ("b", "ikemesh_tunnel_mode") and "vti carries IPv6" in exc.message
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
