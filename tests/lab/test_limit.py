@@ -3,6 +3,8 @@ and tears down none of that node's SAs (the plan reads the inventory groups, not
 
 import os
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -16,6 +18,10 @@ def _ike_ids(events):
 def test_run_limited_to_one_node_keeps_all_its_peers(
     lab_inventory, lab_plan, vici_state, lab_host, run_playbook
 ):
+    if lab_plan["ipsec_backend"] == "kernel":
+        # The plan and the roles decide this, not the data path; a site.yml run on a TCG VM would cost
+        # the kernel scenario minutes of its budget.
+        pytest.skip("proved by the container scenarios")
     node = sorted(lab_plan["nodes"])[0]
     before = _ike_ids(vici_state(lab_host(node)))
     assert set(before) == {p["name"] for p in lab_plan["nodes"][node]["peers"]}
