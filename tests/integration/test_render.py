@@ -71,7 +71,8 @@ def reference_role(directory, out):
             task = dict(task)
             task.pop("notify", None)
             args = dict(task["ansible.builtin.template"])
-            assert args["dest"].startswith("/etc/swanctl/conf.d/"), args
+            if not args["dest"].startswith("/etc/swanctl/conf.d/"):
+                continue  # not swanctl configuration (the initiation keeper's script and units)
             args["dest"] = args["dest"].replace("/etc/swanctl/conf.d", f"{out}/{{{{ inventory_hostname }}}}")
             task["ansible.builtin.template"] = args
             tasks.append(task)
