@@ -285,6 +285,7 @@ def test_fast_and_ansible_renderers_are_byte_identical(tmp_path, hub_plan):
     assert f"local_ts = {','.join(peer['local_ts'])}\n" in text
     assert f"remote_ts = {','.join(peer['remote_ts'])}\n" in text
     assert "encap = no\n" in text and "start_action = start\n" in text
+    assert f"reqid = {65536 + peer['if_id']}\n" in text
     assert text.startswith("# Ansible managed\n")
 
 
