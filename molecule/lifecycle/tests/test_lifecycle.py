@@ -322,13 +322,24 @@ def peer_certificates(host):
     return certs
 
 
+def rotation_log(host, since, until):
+    """What charon logged between two epoch seconds: the IKE SAs it reauthenticated (as initiator) and
+    every line of a connection being replaced or its SAs closed (break-before-make)."""
+    log = host.run(f"journalctl -u strongswan --no-pager -o cat --since @{since} --until @{until}").stdout
+    lines = [line.strip() for line in log.splitlines()]
+    reauthenticated = [line for line in lines if line.startswith("reauthenticating IKE_SA")]
+    broken = [line for line in lines if line.startswith(("replaced vici connection", "closing "))]
+    return reauthenticated, broken
+
+
 def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cache=True):
     """Run a rotation playbook (forcing every certificate issued before now) under continuous pings
-    across the mesh; assert and report: at most 2 pings lost per reauthenticated IKE SA, every node on
-    a new serial, every live IKE SA (re)authenticated after the rotation began, with the peer's new
-    certificate. A second run with the same cutoff changes nothing (cache=False: the caller proves the
-    certificates used instead of the certificate cache). Returns the rotation's start (epoch s) and
-    the node serials after it."""
+    across the mesh; assert and report: each IKE SA reauthenticated exactly once and no connection
+    replaced (no SA closed before its successor was up), at most 1 ping lost per reauthenticated IKE
+    SA, every node on a new serial, every live IKE SA (re)authenticated after the rotation began, with
+    the peer's new certificate. A second run with the same cutoff changes nothing (cache=False: the
+    caller proves the certificates used instead of the certificate cache). Returns the rotation's
+    start (epoch s) and the node serials after it."""
     nodes = sorted(plan3["nodes"])
     before = {node: node_serial(lab_host(node)) for node in nodes}
     started = int(lab_host(nodes[0]).run("date +%s").stdout)
@@ -342,6 +353,15 @@ def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cac
     time.sleep(3)
     results = pings.stop()
     assert rc == 0, output[-6000:]
+    ended = int(lab_host(nodes[0]).run("date +%s").stdout)
+    reauths, broken = {}, {}
+    for node in nodes:
+        reauths[node], broken[node] = rotation_log(lab_host(node), started, ended)
+    counts = {node: len(lines) for node, lines in reauths.items()}
+    report(f"{label}: reauthentications per initiating node {counts}")
+    # Before the connections stopped naming their certificate, loading them after a renewal replaced
+    # them and charon closed every SA its node initiates before re-initiating it: 4-6 pings lost.
+    assert not any(broken.values()), broken
     lost = {f"{a}->{b}": sent - received for (a, b), (sent, received) in results.items()}
     sent = sum(s for s, _r in results.values())
     after = {node: node_serial(lab_host(node)) for node in nodes}
@@ -370,13 +390,14 @@ def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cac
     assert rc == 0, output[-6000:]
     report(f"{label}: second run {seconds:.0f} s, changed per host {[(h, c) for h, c, _u, _f in recap]}")
     assert all(changed == 0 for _h, changed, _u, _f in recap), recap
-    # Issue 6 asks for 0 lost and strongSwan cannot give it: the IKE_AUTH responder of a reauthentication
-    # sends on its new SA before the initiator has installed it (README "Day-2 operations"). Each IKE SA
-    # is reauthenticated once; what it may lose is what its responder sends the initiator (10 packets/s
-    # here) within 0.2 s. Last, so that a loss does not hide the other findings.
     reauthenticated = sum(len(plan3["nodes"][node]["peers"]) for node in nodes) // 2
+    assert sum(len(r) for r in reauths.values()) == reauthenticated, reauths
+    # Issue 6 asks for 0 lost; strongSwan leaves one window: the IKE_AUTH responder of a
+    # reauthentication sends on its new SA before the initiator has installed it (4 ms in charon's
+    # log on an idle lab, README "Day-2 operations"), so a packet may fall into it (10 packets/s per
+    # SA in that direction here). Last, so that a loss does not hide the other findings.
     report(f"{label}: {reauthenticated} IKE SAs reauthenticated once each, {sum(lost.values())} pings lost")
-    assert sum(lost.values()) <= 2 * reauthenticated, lost
+    assert sum(lost.values()) <= reauthenticated, lost
     return started, after
 
 
