@@ -322,11 +322,17 @@ def peer_certificates(host):
     return certs
 
 
+def charon_log(host, since, until=None):
+    """charon's log lines (stripped) from the epoch second `since`, up to `until` if given."""
+    until = f" --until @{until}" if until else ""
+    log = host.run(f"journalctl -u strongswan --no-pager -o cat --since @{since}{until}").stdout
+    return [line.strip() for line in log.splitlines()]
+
+
 def rotation_log(host, since, until):
     """What charon logged between two epoch seconds: the IKE SAs it reauthenticated (as initiator) and
     every line of a connection being replaced or its SAs closed (break-before-make)."""
-    log = host.run(f"journalctl -u strongswan --no-pager -o cat --since @{since} --until @{until}").stdout
-    lines = [line.strip() for line in log.splitlines()]
+    lines = charon_log(host, since, until)
     reauthenticated = [line for line in lines if line.startswith("reauthenticating IKE_SA")]
     broken = [line for line in lines if line.startswith(("replaced vici connection", "closing "))]
     return reauthenticated, broken
@@ -391,7 +397,7 @@ def rotate_under_pings(plan3, lab_host, run_playbook, label, path, variable, cac
     report(f"{label}: second run {seconds:.0f} s, changed per host {[(h, c) for h, c, _u, _f in recap]}")
     assert all(changed == 0 for _h, changed, _u, _f in recap), recap
     reauthenticated = sum(len(plan3["nodes"][node]["peers"]) for node in nodes) // 2
-    assert sum(len(r) for r in reauths.values()) == reauthenticated, reauths
+    assert sum(counts.values()) == reauthenticated, reauths
     # Issue 6 asks for 0 lost; strongSwan leaves one window: the IKE_AUTH responder of a
     # reauthentication sends on its new SA before the initiator has installed it (4 ms in charon's
     # log on an idle lab, README "Day-2 operations"), so a packet may fall into it (10 packets/s per
@@ -425,10 +431,8 @@ def peer_auth_chains(host, since):
     """Peer name -> name of the intermediate CA through which charon last authenticated that peer
     since the epoch second `since`, from charon's log (the certificate cache cannot show it: retiring
     the previous intermediate reloads the credentials with --clear, which empties it)."""
-    log = host.run(f"journalctl -u strongswan --no-pager -o cat --since @{since}").stdout
     chains, intermediate = {}, None
-    for line in log.splitlines():
-        line = line.strip()
+    for line in charon_log(host, since):
         if line.startswith("using trusted intermediate ca certificate"):
             intermediate = line.split('"')[1].removeprefix("CN=")
             continue
