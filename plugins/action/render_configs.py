@@ -13,16 +13,15 @@ any difference. No module runs: files are written directly, and only when their 
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import re
-import stat
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+from ansible_collections.ikemesh.mesh.plugins.module_utils.files import parse_mode, sync_file
 
 try:  # the variables ansible.builtin.template adds (ansible_managed, template_path, ...)
     from ansible._internal._templating._template_vars import (
@@ -75,19 +74,6 @@ TEMPLATE_OVERRIDES = {"trim_blocks": True, "lstrip_blocks": False, "newline_sequ
 
 # --------------------------------------------------------------------------------------------------
 # pure helpers (unit-tested directly)
-
-
-def parse_mode(value):
-    """Octal string ("0640", "640") or int -> int permission bits."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        mode = value
-    elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value.strip()):
-        mode = int(value.strip(), 8)
-    else:
-        raise ValueError(f"mode must be an octal string like '0640', got {value!r}")
-    if mode > 0o7777:
-        raise ValueError(f"mode {value!r} is out of range")
-    return mode
 
 
 def check_pattern(pattern, each):
@@ -171,46 +157,6 @@ def stale_files(root, templates, planned, selected, plan_node_names):
             if node in selected or node not in plan_node_names:
                 stale.add(rel)
     return sorted(stale)
-
-
-def sync_file(path, data, mode, check_mode=False, made_dirs=None):
-    """Make path hold exactly data (bytes) with permission bits mode; return True if it changed.
-
-    Writes atomically (a temporary file in the same directory, renamed over path). made_dirs: an
-    optional set of directories known to exist (saves a makedirs per file).
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(data):
-        with open(path, "rb") as handle:
-            same = handle.read() == data
-        if same:
-            if stat.S_IMODE(st.st_mode) == mode:
-                return False
-            if not check_mode:
-                os.chmod(path, mode)
-            return True
-    if check_mode:
-        return True
-    directory = os.path.dirname(path)
-    if made_dirs is None or directory not in made_dirs:
-        os.makedirs(directory, exist_ok=True)
-        if made_dirs is not None:
-            made_dirs.add(directory)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            os.fchmod(handle.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return True
 
 
 def remove_file(root, rel, check_mode=False):

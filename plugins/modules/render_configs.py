@@ -15,7 +15,7 @@ version_added: "0.2.0"
 description:
   - Renders role templates for every node of the mesh plan (once per node, or once per planned peer of
     each node) into O(dest) on the controller, without connecting to any node. The result is byte for
-    byte what the role's M(ansible.builtin.template) task writes on the node (the same template file
+    byte what the role's M(ikemesh.mesh.files) task writes on the node (the same template file
     taken from the role itself, see O(role); the same variables with the same precedence, the role's
     defaults overridden by the node's own variables from inventory, facts and extra vars; the same
     template variables C(ansible_managed), C(template_path) and so on; Ansible's own templating).

@@ -2,7 +2,7 @@
 
 Checks: one file per node and planned peer with the planned traffic selectors; stale files of peers and
 nodes that left the plan removed, other files left alone; byte for byte what the swanctl role's own
-template task writes (run for real, with ansible.builtin.template into a temporary directory); a
+connection task writes (run for real, with ikemesh.mesh.files into a temporary directory); a
 second run reports changed=0 and rewrites nothing.
 """
 
@@ -50,7 +50,7 @@ def write_inventory(directory):
 
 
 def reference_role(directory, out):
-    """A role running the swanctl role's own template tasks (its defaults and templates linked), with
+    """A role running the swanctl role's own connection task (its defaults and templates linked), with
     the destination moved from /etc/swanctl/conf.d into `out`."""
     role = directory / "roles" / "swanctl_reference"
     (role / "tasks").mkdir(parents=True)
@@ -67,23 +67,28 @@ def reference_role(directory, out):
     for task in role_tasks:
         if "ansible.builtin.set_fact" in task:
             tasks.append(task)
-        elif "ansible.builtin.template" in task:
+        elif "ikemesh.mesh.files" in task:
             task = dict(task)
             task.pop("notify", None)
-            args = dict(task["ansible.builtin.template"])
-            if not args["dest"].startswith("/etc/swanctl/conf.d/"):
+            args = dict(task["ikemesh.mesh.files"])
+            if not all(entry["dest"].startswith("/etc/swanctl/conf.d/") for entry in args["files"]):
                 continue  # not swanctl configuration (the initiation keeper's script and units)
-            args["dest"] = args["dest"].replace("/etc/swanctl/conf.d", f"{out}/{{{{ inventory_hostname }}}}")
-            task["ansible.builtin.template"] = args
+            moved = f"{out}/{{{{ inventory_hostname }}}}"
+            args["files"] = [
+                dict(entry, dest=entry["dest"].replace("/etc/swanctl/conf.d", moved))
+                for entry in args["files"]
+            ]
+            args["prune"] = dict(args["prune"], path=moved)
+            task["ikemesh.mesh.files"] = args
             tasks.append(task)
-    assert any("ansible.builtin.template" in task for task in tasks)
+    assert any("ikemesh.mesh.files" in task for task in tasks)
     (role / "tasks" / "main.yml").write_text(yaml.safe_dump(tasks, sort_keys=False))
     playbook = directory / "reference.yml"
     playbook.write_text(
         yaml.safe_dump(
             [
                 {
-                    "name": "The swanctl role's template tasks, written locally",
+                    "name": "The swanctl role's connection task, written locally",
                     "hosts": "ikemesh_nodes",
                     "gather_facts": False,
                     "roles": ["ikemesh.mesh.plan", "swanctl_reference"],
@@ -169,7 +174,7 @@ def test_render_writes_every_planned_file_without_contacting_nodes(lab):
     assert (out / "spoke2/swanctl/conf.d/ikemesh-hub1.conf").read_text().startswith("# managed for spoke2\n")
 
 
-def test_render_is_byte_identical_to_the_role_template_task(lab, run_playbook):
+def test_render_is_byte_identical_to_the_role_connection_task(lab, run_playbook):
     reference = lab["dir"] / "reference"
     playbook = reference_role(lab["dir"], reference)
     ansible_playbook(run_playbook, playbook, lab["inventory"])

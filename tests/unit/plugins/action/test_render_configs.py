@@ -11,6 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 from ansible_collections.ikemesh.mesh.plugins.action import render_configs as rc
+from ansible_collections.ikemesh.mesh.plugins.module_utils import files
 from ansible_collections.ikemesh.mesh.plugins.module_utils.plan import build_plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
@@ -38,13 +39,13 @@ def read(path):
     ("value", "expected"), [("0640", 0o640), ("644", 0o644), (0o600, 0o600), ("0755", 0o755)]
 )
 def test_parse_mode(value, expected):
-    assert rc.parse_mode(value) == expected
+    assert files.parse_mode(value) == expected
 
 
 @pytest.mark.parametrize("value", ["rw-r--r--", "0999", True, None, "", 0o17777])
 def test_parse_mode_rejects(value):
     with pytest.raises(ValueError):
-        rc.parse_mode(value)
+        files.parse_mode(value)
 
 
 @pytest.mark.parametrize(
@@ -139,17 +140,17 @@ def test_stale_files(tmp_path):
 
 def test_sync_file(tmp_path):
     path = str(tmp_path / "d" / "e" / "f.conf")
-    assert rc.sync_file(path, b"one\n", 0o640, check_mode=True)
+    assert files.sync_file(path, b"one\n", 0o640, check_mode=True)
     assert not os.path.exists(path)
-    assert rc.sync_file(path, b"one\n", 0o640)
+    assert files.sync_file(path, b"one\n", 0o640)
     assert read(path) == b"one\n" and stat.S_IMODE(os.stat(path).st_mode) == 0o640
-    assert not rc.sync_file(path, b"one\n", 0o640)
-    assert rc.sync_file(path, b"one\n", 0o600)  # mode only
+    assert not files.sync_file(path, b"one\n", 0o640)
+    assert files.sync_file(path, b"one\n", 0o600)  # mode only
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert rc.sync_file(path, b"two\n", 0o600, check_mode=True)
+    assert files.sync_file(path, b"two\n", 0o600, check_mode=True)
     assert read(path) == b"one\n"
     made = set()
-    assert rc.sync_file(path, b"two\n", 0o600, made_dirs=made)
+    assert files.sync_file(path, b"two\n", 0o600, made_dirs=made)
     assert read(path) == b"two\n"
     assert sorted(os.listdir(os.path.dirname(path))) == ["f.conf"]  # no temporary files left
 
