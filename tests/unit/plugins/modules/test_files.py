@@ -73,12 +73,13 @@ def test_check_mode_and_diff_change_nothing(module_patches, tmp_path):
 def test_validation_refuses_and_keeps_the_old_file(module_patches, tmp_path):
     path = tmp_path / "rules.nft"
     path.write_text("good\n")
-    result = run(module_patches, files=[{"dest": str(path), "content": "bad\n", "validate": "grep -q good %s"}])
+    check = "grep -q good %s"
+    result = run(module_patches, files=[{"dest": str(path), "content": "bad\n", "validate": check}])
     assert result["failed"] is True
     assert str(path) in result["msg"] and "refused" in result["msg"]
     assert path.read_text() == "good\n"
     assert os.listdir(tmp_path) == ["rules.nft"]  # no temporary file left
-    ok = run(module_patches, files=[{"dest": str(path), "content": "good too\n", "validate": "grep -q good %s"}])
+    ok = run(module_patches, files=[{"dest": str(path), "content": "good too\n", "validate": check}])
     assert ok["changed"] is True and path.read_text() == "good too\n"
 
 
@@ -108,7 +109,8 @@ def test_sync_file_owner_and_validate(tmp_path):
 
     with pytest.raises(ValidationError):
         sync_file(path, b"y", 0o600, validate=refuse)
-    assert open(path, "rb").read() == b"x"
+    with open(path, "rb") as handle:
+        assert handle.read() == b"x"
 
 
 @pytest.mark.parametrize(
