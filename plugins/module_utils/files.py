@@ -42,7 +42,8 @@ def sync_file(path, data, mode, check_mode=False, made_dirs=None, uid=-1, gid=-1
     """Make path hold exactly data (bytes) with permission bits mode (and owner uid/gid, -1: keep);
     return True if anything changed.
 
-    Writes atomically (a temporary file in the same directory, renamed over path). made_dirs: an
+    Writes atomically and durably (a temporary file in the same directory, synced to disk, renamed over
+    path, the directory synced). made_dirs: an
     optional set of directories known to exist (saves a makedirs per file). validate: an optional
     callable given the temporary file's path before the rename; it raises ValidationError to refuse.
     """
@@ -73,9 +74,19 @@ def sync_file(path, data, mode, check_mode=False, made_dirs=None, uid=-1, gid=-1
             handle.write(data)
             os.fchown(handle.fileno(), uid, gid)
             os.fchmod(handle.fileno(), mode)
+            # On disk before the rename: a node that loses power right after a run must not come back
+            # with an empty file (ext4 commits the rename before delayed data; the kernel lab's hub
+            # power-off found an empty sysctl file).
+            handle.flush()
+            os.fsync(handle.fileno())
         if validate is not None:
             validate(tmp)
         os.replace(tmp, path)
+        directory_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(directory_fd)
+        finally:
+            os.close(directory_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
