@@ -902,6 +902,7 @@ def _build_plan(nodes, hubs, ledger):
         "overlay_pool": pool.with_prefixlen,
         "overlay_prefix": prefix,
         "link_pool": link_pool.with_prefixlen,
+        "link_prefix": LINK_PREFIX,
         "ip_version": version,
         "underlay_ip_version": uversion,
         "ledger": {host: index[pos_of[host]] for host in names},
