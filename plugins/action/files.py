@@ -17,6 +17,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.ikemesh.mesh.plugins.action.render_configs import (
     TEMPLATE_OVERRIDES,
     _core_template_vars,
+    template_search_path,
     trust_as_template,
 )
 
@@ -110,12 +111,7 @@ class ActionModule(ActionBase):
             text = trust_as_template(self._loader.get_text_file_contents(source))
         except AnsibleError as exc:
             raise entry_error(number, entry, to_text(exc)) from None
-        searchpath = []
-        for path in list(task_vars.get("ansible_search_path", [])) + [
-            self._loader.get_basedir(),
-            os.path.dirname(source),
-        ]:
-            searchpath += [os.path.join(path, "templates"), path]
+        searchpath = template_search_path(task_vars, self._loader.get_basedir(), [os.path.dirname(source)])
         variables = dict(task_vars)
         variables.update(
             _core_template_vars(

@@ -76,6 +76,15 @@ TEMPLATE_OVERRIDES = {"trim_blocks": True, "lstrip_blocks": False, "newline_sequ
 # pure helpers (unit-tested directly)
 
 
+def template_search_path(task_vars, basedir, extra):
+    """The Jinja search path ansible.builtin.template would use (for includes/imports)."""
+    out = []
+    for path in list(task_vars.get("ansible_search_path", [])) + [basedir] + list(extra):
+        out.append(os.path.join(path, "templates"))
+        out.append(path)
+    return out
+
+
 def check_pattern(pattern, each):
     """Validate a destination pattern (relative to dest, with {node} and, for each=peer, {peer})."""
     if not isinstance(pattern, str) or not pattern:
@@ -467,7 +476,9 @@ class ActionModule(ActionBase):
         stale = stale_files(root, templates, planned, selected, set(plan_nodes)) if prune else []
 
         templar = self._templar.copy_with_new_env(
-            searchpath=self._search_path(task_vars, [os.path.dirname(f) for f, _text in sources])
+            searchpath=template_search_path(
+                task_vars, self._loader.get_basedir(), [os.path.dirname(f) for f, _text in sources]
+            )
         )
         if hasattr(getattr(templar, "_engine", None), "_compile_template"):
             CompileCache(templar._engine)
@@ -704,12 +715,3 @@ class ActionModule(ActionBase):
         if not isinstance(data, dict):
             raise ValueError(f"defaults file {path} must hold a mapping of variables")
         return data
-
-    def _search_path(self, task_vars, extra):
-        """The Jinja search path ansible.builtin.template would use (for includes/imports)."""
-        paths = list(task_vars.get("ansible_search_path", [])) + [self._loader.get_basedir()] + extra
-        out = []
-        for path in paths:
-            out.append(os.path.join(path, "templates"))
-            out.append(path)
-        return out
