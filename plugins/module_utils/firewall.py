@@ -54,14 +54,16 @@ def _node(plan, host):
 def tunnel_interfaces(plan, host):
     """Names of the interfaces through which this node's tunnel traffic enters and leaves.
 
-    Route-based modes: one ``ikm<if_id>`` link per peer (on libipsec the vxlan links' encapsulated
-    packets also cross ``ipsec0``). Policy mode: ``ipsec0`` on libipsec, none on the kernel backend
-    (there the IPsec policy, not an interface, decides).
+    Route-based modes: one ``ikm<if_id>`` link per peer, and on xfrm nodes its receive link
+    ``ikm<if_id>r`` (on libipsec the vxlan links' encapsulated packets also cross ``ipsec0``).
+    Policy mode: ``ipsec0`` on libipsec, none on the kernel backend (there the IPsec policy, not an
+    interface, decides).
     """
     node = _node(plan, host)
     names = []
     if plan["tunnel_mode"] in _ROUTE_BASED:
-        names += [peer["link"] for peer in node["peers"]]
+        for peer in node["peers"]:
+            names += _peer_links(peer)
     if plan["ipsec_backend"] == "libipsec":
         names.append(LIBIPSEC_DEVICE)
     return names
@@ -93,6 +95,11 @@ def _set(name, version, elements, comment):
     return lines
 
 
+def _peer_links(peer):
+    """The links a peer's traffic crosses: out through ``link``, in through its receive link if any."""
+    return [peer["link"]] + ([peer["receive_link"]] if peer.get("receive_link") else [])
+
+
 def _quoted(names):
     return "{ " + ", ".join(f'"{n}"' for n in names) + " }"
 
@@ -116,10 +123,12 @@ def _clamp_rules(plan, node, version):
             for peer in node["peers"]:
                 mtu = peer.get("mtu")
                 mss = default_mss if mtu is None or mtu == node["mtu"] else tcp_mss(mtu, family)
-                by_mss.setdefault(mss, []).append(peer["link"])
-            for mss, names in sorted(by_mss.items()):
-                rules.append(("out", f"meta nfproto {proto} oifname {_quoted(names)}", mss))
-                rules.append(("in", f"meta nfproto {proto} iifname {_quoted(names)}", mss))
+                by_mss.setdefault(mss, []).append(peer)
+            for mss, peers in sorted(by_mss.items()):
+                sending = [peer["link"] for peer in peers]
+                receiving = [name for peer in peers for name in _peer_links(peer)]
+                rules.append(("out", f"meta nfproto {proto} oifname {_quoted(sending)}", mss))
+                rules.append(("in", f"meta nfproto {proto} iifname {_quoted(receiving)}", mss))
         elif backend == "libipsec":
             rules.append(("out", f'meta nfproto {proto} oifname "{LIBIPSEC_DEVICE}"', default_mss))
             rules.append(("in", f'meta nfproto {proto} iifname "{LIBIPSEC_DEVICE}"', default_mss))

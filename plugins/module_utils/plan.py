@@ -112,6 +112,16 @@ _INTERFACE_MODES = ("xfrm", "vti")
 # Route-based modes: the tunnel link to a peer is "ikm<if_id>"; the tunnel role creates (and only ever
 # deletes) links with this prefix, the firewall names them.
 LINK_PREFIX = "ikm"
+# Fixed per peer, clear of charon's run-time reqids (which count from 1): after nodes restarted
+# together, charon gave two peers' CHILD SAs the same run-time reqid, and libipsec, which picks the
+# outbound SA by reqid, sent one peer's traffic into the other's SA.
+_REQID_BASE = 65536
+# xfrm mode: each CHILD SA gets its own outbound if_id (swanctl if_id_out = %unique, charon counts
+# from 1) and the link "ikm<if_id>" sends on whichever the node may use (make-before-break without a
+# window, README "Day-2 operations"); every inbound SA of a peer carries the fixed receive id of the
+# link "ikm<if_id>r"; a link without a usable SA is parked on its idle id. Both far above charon's.
+_RECEIVE_IF_ID_BASE = 0x80000000
+_IDLE_IF_ID_BASE = 0xC0000000
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _DNS_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\Z")
@@ -877,6 +887,11 @@ def _build_plan(nodes, hubs, ledger):
             entry = base[b].copy()
             entry["initiator"] = initiator
             entry["link"] = f"{LINK_PREFIX}{entry['if_id']}" if route_based else None
+            entry["reqid"] = _REQID_BASE + entry["if_id"]
+            steered = node_mode.get(names[a], tunnel_mode) == "xfrm"
+            entry["receive_link"] = f"{entry['link']}r" if steered else None
+            entry["receive_if_id"] = _RECEIVE_IF_ID_BASE + entry["if_id"] if steered else None
+            entry["idle_if_id"] = _IDLE_IF_ID_BASE + entry["if_id"] if steered else None
             entry["link_address"] = link_address
             entry["link_peer_address"] = link_peer
             # VXLAN network identifier of the pair's link (the link number + 1; 0 is not a VNI)

@@ -55,24 +55,39 @@ def test_every_peer_pair_has_native_esp_sas_in_the_kernel(lab_plan, lab_host):
                     assert state["proto"] == "esp" and state["mode"] == "tunnel", f"{name}: {state}"
                     assert state["aead"] in NATIVE_AEADS, f"{name}: {src} -> {dst}: {state}"
                     assert not state["encap"], f"{name}: {src} -> {dst} is UDP-encapsulated: {state}"
-                    # route-based: the SA belongs to the peer's tunnel interface ikm<if_id> (xfrm:
-                    # if_id in both directions; vti: the mark on the outbound SA, the VTI's key)
-                    mode = node["tunnel_mode"]
-                    if mode == "xfrm" or (mode == "vti" and src == node["underlay_address"]):
-                        binding = "if_id" if mode == "xfrm" else "mark"
-                        assert state[binding] == peer["if_id"], f"{name}: {src} -> {dst}: {binding} {state}"
+                    # route-based: the SA belongs to the peer's tunnel interfaces (xfrm: inbound SAs
+                    # carry the receive link's id, each outbound SA its own id, for the link to be
+                    # pointed at; vti: the mark on the outbound SA, the VTI's key)
+                    mode, outbound = node["tunnel_mode"], src == node["underlay_address"]
+                    if mode == "xfrm" and not outbound:
+                        assert state["if_id"] == peer["receive_if_id"], f"{name}: {src} -> {dst}: {state}"
+                    elif mode == "xfrm":
+                        assert state["if_id"] not in (None, peer["receive_if_id"]), f"{name}: {state}"
+                    elif mode == "vti" and outbound:
+                        assert state["mark"] == peer["if_id"], f"{name}: {src} -> {dst}: mark {state}"
 
 
 def test_tunnel_links_are_the_node_s_interface_kind(lab_plan, lab_host):
-    """xfrm: an XFRM interface with the peer's if_id; vti: a VTI whose key is the if_id (one mesh may mix)."""
+    """xfrm: an XFRM interface that sends on one of the peer's live outbound SAs and one that receives
+    with the peer's inbound SAs' id; vti: a VTI whose key is the if_id (one mesh may mix both)."""
     if lab_plan["ipsec_backend"] == "libipsec" or lab_plan["tunnel_mode"] == "policy":
         pytest.skip("no kernel tunnel interfaces: libipsec backend or policy mode")
     for name in sorted(lab_plan["nodes"]):
         node = lab_plan["nodes"][name]
+        host = lab_host(name)
+        states = _xfrm_states(host.check_output("ip xfrm state"))
         for peer in node["peers"]:
-            details = lab_host(name).check_output("ip -d -o link show %s", peer["link"])
+            details = host.check_output("ip -d -o link show %s", peer["link"])
             if node["tunnel_mode"] == "xfrm":
-                assert f"xfrm if_id {peer['if_id']:#x} " in details, f"{name}: {details}"
+                sending = _hex_field(r" xfrm if_id (0x[0-9a-f]+) ", details)
+                outbound = [
+                    s["if_id"]
+                    for s in states
+                    if (s["src"], s["dst"]) == (node["underlay_address"], peer["underlay_address"])
+                ]
+                assert sending in outbound, f"{name}: {peer['link']} sends on {sending}, SAs {outbound}"
+                receiving = host.check_output("ip -d -o link show %s", peer["receive_link"])
+                assert f"xfrm if_id {peer['receive_if_id']:#x} " in receiving, f"{name}: {receiving}"
             else:
                 key = ".".join(str(peer["if_id"] >> shift & 255) for shift in (24, 16, 8, 0))
                 expected = f"vti remote {peer['underlay_address']} local {node['underlay_address']} "

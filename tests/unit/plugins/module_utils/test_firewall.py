@@ -111,7 +111,8 @@ def test_extra_ike_sources_and_bad_input():
     [
         ("policy", "libipsec", 'oifname "ipsec0"', 'iifname "ipsec0"'),
         ("vxlan", "libipsec", 'oifname { "ikm2", "ikm3" }', 'iifname { "ikm2", "ikm3" }'),
-        ("xfrm", "kernel", 'oifname { "ikm2", "ikm3" }', 'iifname { "ikm2", "ikm3" }'),
+        # xfrm: decrypted packets arrive on the receive links
+        ("xfrm", "kernel", 'oifname { "ikm2", "ikm3" }', 'iifname { "ikm2", "ikm2r", "ikm3", "ikm3r" }'),
         ("vti", "kernel", 'oifname { "ikm2", "ikm3" }', 'iifname { "ikm2", "ikm3" }'),
         ("policy", "kernel", "rt ipsec exists", "meta ipsec exists"),
     ],
@@ -163,14 +164,15 @@ def test_strict_mode():
     assert "meta ipsec exists return" in chain(kernel, "strict_in")
     assert "rt ipsec exists return" in chain(kernel, "strict_out")
     xfrm = firewall_ruleset(plan_of(mode="xfrm"), "n1", strict=True)
-    assert 'iifname { "ikm2", "ikm3" } return' in chain(xfrm, "strict_in")
+    assert 'iifname { "ikm2", "ikm2r", "ikm3", "ikm3r" } return' in chain(xfrm, "strict_in")
 
 
 def test_tunnel_interfaces():
     assert tunnel_interfaces(plan_of(backend="libipsec"), "n1") == ["ipsec0"]
     assert tunnel_interfaces(plan_of(), "n1") == []
     assert tunnel_interfaces(plan_of(mode="vxlan", backend="libipsec"), "n2") == ["ikm1", "ikm3", "ipsec0"]
-    assert tunnel_interfaces(plan_of(mode="xfrm"), "n1") == ["ikm2", "ikm3"]
+    assert tunnel_interfaces(plan_of(mode="xfrm"), "n1") == ["ikm2", "ikm2r", "ikm3", "ikm3r"]
+    assert tunnel_interfaces(plan_of(mode="vti"), "n1") == ["ikm2", "ikm3"]
 
 
 def _nft_usable():

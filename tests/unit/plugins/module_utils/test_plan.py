@@ -161,7 +161,11 @@ def test_peer_entry_keys():
         "is_hub",
         "behind_nat",
         "if_id",
+        "reqid",
         "link",
+        "receive_link",
+        "receive_if_id",
+        "idle_if_id",
         "link_address",
         "link_peer_address",
         "vni",
@@ -266,6 +270,28 @@ def test_nodes_may_mix_xfrm_and_vti():
     plan = build_plan(inventory(["a", "b"], ikemesh_tunnel_mode="vti"))
     assert plan["tunnel_mode"] == "vti" and plan["nodes"]["b"]["tunnel_mode"] == "vti"
     assert build_plan(inventory(["a", "b"]))["nodes"]["a"]["tunnel_mode"] == "policy"
+
+
+def test_xfrm_nodes_steer_their_links_and_vti_nodes_do_not():
+    nodes = inventory(["a", "b", "c"], ikemesh_tunnel_mode="xfrm")
+    nodes["c"]["ikemesh_tunnel_mode"] = "vti"
+    plan = build_plan(nodes)
+    ab, ac, ca = peer(plan, "a", "b"), peer(plan, "a", "c"), peer(plan, "c", "a")
+    assert (ab["link"], ab["if_id"], ab["reqid"]) == ("ikm2", 2, 65538)
+    # an xfrm node's peer: a receive link with the fixed inbound id, an idle id for a link without an
+    # SA, both above charon's %unique ids (which count from 1)
+    assert (ab["receive_link"], ab["receive_if_id"], ab["idle_if_id"]) == ("ikm2r", 0x80000002, 0xC0000002)
+    assert (ac["receive_link"], ac["receive_if_id"], ac["idle_if_id"]) == ("ikm3r", 0x80000003, 0xC0000003)
+    # a vti node keeps one link per peer, bound by its key
+    assert (ca["link"], ca["reqid"], ca["receive_link"], ca["receive_if_id"], ca["idle_if_id"]) == (
+        "ikm1",
+        65537,
+        None,
+        None,
+        None,
+    )
+    policy = peer(build_plan(inventory(["a", "b"])), "a", "b")
+    assert (policy["link"], policy["reqid"], policy["receive_link"]) == (None, 65538, None)
 
 
 def test_only_xfrm_and_vti_may_differ_per_node():
