@@ -835,6 +835,8 @@ def _build_plan(nodes, hubs, ledger):
         ia = index[a]
         own = own_ts[a]
         hub_a = is_hub[a]
+        mode_a = node_mode.get(names[a], tunnel_mode)
+        steered = mode_a == "xfrm"  # its links are pointed at an SA (receive link, idle id)
         order = range(n) if adj is None else sorted(adj[a])
         if route_based:
             mine = pending[a]
@@ -888,7 +890,6 @@ def _build_plan(nodes, hubs, ledger):
             entry["initiator"] = initiator
             entry["link"] = f"{LINK_PREFIX}{entry['if_id']}" if route_based else None
             entry["reqid"] = _REQID_BASE + entry["if_id"]
-            steered = node_mode.get(names[a], tunnel_mode) == "xfrm"
             entry["receive_link"] = f"{entry['link']}r" if steered else None
             entry["receive_if_id"] = _RECEIVE_IF_ID_BASE + entry["if_id"] if steered else None
             entry["idle_if_id"] = _IDLE_IF_ID_BASE + entry["if_id"] if steered else None
@@ -902,7 +903,7 @@ def _build_plan(nodes, hubs, ledger):
         node = base[a].copy()
         del node["if_id"]
         node["index"] = ia
-        node["tunnel_mode"] = node_mode.get(names[a], tunnel_mode)
+        node["tunnel_mode"] = mode_a
         node["region"] = region[a]
         node["forwards"] = forwarding and hub_a
         node["underlay_mtu"] = umtu[a]
