@@ -43,9 +43,9 @@ def sync_file(path, data, mode, check_mode=False, made_dirs=None, uid=-1, gid=-1
     return True if anything changed.
 
     Writes atomically and durably (a temporary file in the same directory, synced to disk, renamed over
-    path, the directory synced). made_dirs: an
-    optional set of directories known to exist (saves a makedirs per file). validate: an optional
-    callable given the temporary file's path before the rename; it raises ValidationError to refuse.
+    path, the directory synced). made_dirs: an optional set of directories known to exist (saves a
+    makedirs per file). validate: an optional callable given the temporary file's path before the
+    rename; it raises ValidationError to refuse.
     """
     try:
         st = os.lstat(path)
